@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's two commands:
+#   ./run.sh          install into .venv if needed, run the quick CPU study into runs/quick,
+#                     then write its figures and report
+#   ./run.sh test     install into .venv if needed, run the test suite (extra args go to pytest)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PY="$VENV/bin/python"
+STAMP="$VENV/.installed-pyproject.sha256"
+
+ensure_venv() {
+  local want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    return
+  fi
+  echo "run.sh: installing into $VENV (first run, or pyproject.toml changed) ..." >&2
+  command -v python3 >/dev/null || { echo "run.sh: python3 (>= 3.10) is required" >&2; exit 1; }
+  [ -x "$PY" ] || python3 -m venv "$VENV"
+  "$PY" -m pip install --quiet --upgrade pip
+  "$PY" -m pip install --quiet -e '.[test,slurm]'
+  echo "$want" > "$STAMP"
+}
+
+ensure_venv
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}"
+
+case "${1:-}" in
+  test)
+    shift
+    exec "$PY" -m pytest -q "$@"
+    ;;
+  "")
+    workdir=runs/quick
+    "$PY" -m experiments.sweep --config=experiments/configs/quick.py --workdir="$workdir"
+    "$PY" -m analysis.report --workdir="$workdir"
+    echo "run.sh: report at $workdir/report.md"
+    ;;
+  *)
+    echo "usage: ./run.sh [test [pytest args...]]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,38 @@
+"""Training pools and test sets, reproducible from seeds (DESIGN §3–§4).
+
+Replicate seed s fixes everything random about one student except the teacher: its training
+pool, its initialization, its mini-batches and its label noise, each from its own stream
+`stream_key(s, STREAM)`. Students of the same seed and different n see nested samples (the
+first n points of one pool of n_max), so a learning curve is measured with common random
+numbers and U(n) is monotone by construction. The test set has its own seed.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from teacher_student import inputs as inputs_lib
+
+POOL, INIT, BATCH, NOISE, TEST = range(5)
+
+
+def stream_key(seed, stream: int) -> jax.Array:
+  """The key of one random stream of replicate `seed` (seed may be traced)."""
+  return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+def train_pool(teacher, seed, n: int, noise_std: float = 0.0, dtype=jnp.float32):
+  """The n_max-point training pool of replicate `seed`: x_nd (n, D), y_nk (n, k).
+
+  Labels are f*(x) plus N(0, noise_std²) label noise (0 in the noiseless study).
+  """
+  x_nd = inputs_lib.sample(teacher.inputs, stream_key(seed, POOL), n, dtype)
+  y_nk = teacher(x_nd).astype(dtype)
+  if noise_std:
+    y_nk = y_nk + noise_std * jax.random.normal(stream_key(seed, NOISE), y_nk.shape, dtype)
+  return x_nd, y_nk
+
+
+def test_set(teacher, n: int, seed: int, dtype=jnp.float32):
+  """The held-out sample (x_nd, clean f*(x)_nk), drawn with its own seed."""
+  x_nd = inputs_lib.sample(teacher.inputs, stream_key(seed, TEST), n, dtype)
+  return x_nd, teacher(x_nd).astype(dtype)

@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests run with x64 off and on (as neural-tangents does); tolerances by dtype."""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
+
+# Tolerances for comparing two computations that differ only in floating-point reduction order
+# (e.g. a vmapped batch against one student at a time): (rtol, atol) on normalized errors.
+REORDER_TOL = {'float32': (1e-3, 1e-6), 'float64': (1e-9, 1e-12)}
+
+
+@pytest.fixture(params=['float32', 'float64'])
+def dtype(request):
+  """Runs the test once in float32 and once in float64 (with jax_enable_x64 on)."""
+  with jax.enable_x64(request.param == 'float64'):
+    yield request.param
+
+
+@pytest.fixture
+def x64():
+  """Runs the test with 64-bit JAX."""
+  with jax.enable_x64(True):
+    yield jnp.float64
+
+
+def shared_dir(*parts) -> pathlib.Path:
+  """A path in ../shared, or skip the test with the reason when it is absent."""
+  path = SHARED.joinpath(*parts)
+  if not path.exists():
+    pytest.skip(f'{path} is absent (../shared is not beside this clone)')
+  return path

@@ -1,0 +1,119 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REORDER_TOL
+from teacher_student import data, engine, inputs, students, teachers
+
+GAUSS4 = inputs.InputSpec('gaussian', 4)
+RELU_TEACHER = teachers.TeacherSpec('mlp', depth=1, width=4, activation='relu', gain=1.4,
+                                    bias_scale=0.3, seed=1)
+
+
+def _setup(dtype, teacher_spec=RELU_TEACHER, ins=GAUSS4, n_test=2048):
+  t = teachers.make_teacher(teacher_spec, ins, dtype=jnp.dtype(dtype))
+  x, y = data.test_set(t, n_test, seed=7, dtype=jnp.dtype(dtype))
+  return t, x, y
+
+
+@pytest.mark.parametrize('opt', [dict(optimizer='adam', learning_rate=1e-2),
+                                 dict(optimizer='adam', learning_rate=1e-2, batch_size=16),
+                                 dict(optimizer='sgd', learning_rate=0.1, momentum=0.9)])
+def test_grid_matches_one_at_a_time(opt, dtype):
+  """The vmapped, padded and masked grid equals each student trained alone on its n points."""
+  t, x, y = _setup(dtype, teachers.TeacherSpec('mlp', depth=2, width=4, activation='relu',
+                                               gain=1.4, bias_scale=0.3))
+  train = engine.TrainSpec(steps=400, check_every=100, dtype=dtype, **opt)
+  st = students.make_student(students.StudentSpec(width=6), t)
+  kw = dict(seeds=[0, 1], ns=[10, 40, 100], x_test=x, y_test=y)   # n=10, 40 padded to 100
+  grid, alone = engine.train_grid(st, train, **kw), engine.train_sequential(st, train, **kw)
+  rtol, atol = REORDER_TOL[dtype]
+  assert grid['test_error'].shape == (2, 3)
+  np.testing.assert_array_equal(grid['steps'], alone['steps'])
+  np.testing.assert_array_equal(grid['stop'], alone['stop'])
+  for key in ('test_error', 'test_se', 'train_error'):
+    np.testing.assert_allclose(grid[key], alone[key], rtol=rtol, atol=atol, err_msg=key)
+  # Different n really are different students (the mask is not a no-op).
+  assert len(np.unique(grid['test_error'][0])) == 3
+
+
+def test_realizable_student_beats_width_one_by_100x():
+  t, x, y = _setup('float32')
+  train = engine.TrainSpec(steps=3000, learning_rate=1e-2, schedule='cosine', check_every=500)
+  err = {m: engine.train_grid(students.make_student(students.StudentSpec(width=m), t), train,
+                              seeds=[0, 1], ns=[1024], x_test=x, y_test=y)['test_error'].mean()
+         for m in (1, 8)}
+  assert err[1] > 100 * err[8], err
+
+
+def test_tolerance_stops_early():
+  t, x, y = _setup('float32')
+  train = engine.TrainSpec(steps=5000, learning_rate=1e-2, tol=1e-2, check_every=50)
+  r = engine.train_grid(students.make_student(students.StudentSpec(width=8), t), train,
+                        seeds=[0], ns=[200], x_test=x, y_test=y)
+  assert r['stop'][0, 0] == 'tolerance' and r['status'][0, 0] == 'ok'
+  assert 0 < r['steps'][0, 0] < 5000
+  assert r['train_error'][0, 0] <= 1e-2
+
+
+def test_divergence_is_recorded_not_averaged():
+  t, x, y = _setup('float32')
+  train = engine.TrainSpec(optimizer='sgd', learning_rate=50.0, steps=1000, check_every=50)
+  r = engine.train_grid(students.make_student(students.StudentSpec(width=8), t), train,
+                        seeds=[0, 1], ns=[100], x_test=x, y_test=y)
+  assert np.all(r['status'] == 'diverged') and np.all(r['steps'] < 1000)
+
+
+def test_budget_and_plateau():
+  # A features student on a band-limited teacher with label noise converges to the least-squares
+  # fit, whose training error stays at the noise level: the plateau rule stops it.
+  ins = inputs.InputSpec('cube', 1)
+  t, x, y = _setup('float32', teachers.TeacherSpec('bandlimited', cutoff=4), ins)
+  st = students.make_student(students.StudentSpec('features', width=1, init='zero'), t)
+  plateau = engine.TrainSpec(learning_rate=0.05, steps=20000, check_every=200, plateau_rtol=1e-3,
+                             patience=2, noise_std=0.3)
+  r = engine.train_grid(st, plateau, seeds=[0], ns=[64], x_test=x, y_test=y)
+  assert r['stop'][0, 0] == 'plateau' and r['steps'][0, 0] < 20000
+  assert r['train_error'][0, 0] > 0.01
+  budget = engine.TrainSpec(learning_rate=1e-4, steps=300, check_every=100)
+  r = engine.train_grid(st, budget, seeds=[0], ns=[64], x_test=x, y_test=y)
+  assert r['stop'][0, 0] == 'budget' and r['status'][0, 0] == 'not_converged'
+  assert r['steps'][0, 0] == 300
+
+
+def test_online_mode():
+  t, x, y = _setup('float32')
+  train = engine.TrainSpec(steps=1500, learning_rate=1e-2, schedule='cosine', check_every=500,
+                           online_batch=128)
+  st = students.make_student(students.StudentSpec(width=8), t)
+  r = engine.train_grid(st, train, seeds=[0, 1], ns=None, x_test=x, y_test=y)
+  assert r['test_error'].shape == (2, 1) and np.all(np.isnan(r['train_error']))
+  assert np.all(r['test_error'] < 1e-2), r['test_error']
+  alone = engine.train_sequential(st, train, seeds=[0, 1], ns=None, x_test=x, y_test=y)
+  np.testing.assert_allclose(r['test_error'], alone['test_error'], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize('make,match', [
+    (lambda: students.StudentSpec(width=0), 'width must be a positive integer'),
+    (lambda: students.StudentSpec(width=-3), 'width must be a positive integer'),
+    (lambda: students.StudentSpec(family='cnn'), 'unknown student family'),
+    (lambda: students.StudentSpec(activation='sigmoid'), 'unknown activation'),
+    (lambda: engine.check_ns([10, 0]), 'positive integers'),
+    (lambda: engine.check_ns([-5]), 'positive integers'),
+    (lambda: engine.TrainSpec(dtype='float16'), 'invalid dtype'),
+    (lambda: engine.TrainSpec(optimizer='lbfgs'), 'unknown optimizer'),
+    (lambda: engine.TrainSpec(learning_rate=0.0), 'learning rate'),
+    (lambda: inputs.InputSpec(dim=3, intrinsic_dim=4), 'd_int'),
+])
+def test_bad_input_raises_one_clear_error(make, match):
+  with pytest.raises(ValueError, match=match) as err:
+    make()
+  assert '\n' not in str(err.value)
+
+
+def test_float64_without_x64_is_refused_before_compute():
+  t, x, y = _setup('float32')
+  st = students.make_student(students.StudentSpec(width=2), t)
+  with jax.enable_x64(False), pytest.raises(ValueError, match='jax_enable_x64'):
+    engine.train_grid(st, engine.TrainSpec(dtype='float64'), seeds=[0], ns=[8], x_test=x, y_test=y)
