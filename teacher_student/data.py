@@ -1,10 +1,12 @@
 """Training pools and test sets, reproducible from seeds (DESIGN §3–§4).
 
-Replicate seed s fixes everything random about one student except the teacher: its training
-pool, its initialization, its mini-batches and its label noise, each from its own stream
-`stream_key(s, STREAM)`. Students of the same seed and different n see nested samples (the
-first n points of one pool of n_max), so a learning curve is measured with common random
-numbers and U(n) is monotone by construction. The test set has its own seed.
+A replicate is (seed, member). The seed fixes the training pool and its label noise; the
+member (0 for ordinary students) picks the initialization and the mini-batches, so an ensemble
+of members shares one sample S_n (DESIGN §2, estimator (c)). Each comes from its own stream.
+Students of the same seed and different n see nested samples: JAX's partitionable threefry
+makes the first n points of a pool independent of the pool's size, so a cell's sample depends
+on (seed, n) only, and a learning curve is measured with common random numbers (U(n) is then
+monotone by construction). The test set has its own seed.
 """
 
 import jax
@@ -18,6 +20,12 @@ POOL, INIT, BATCH, NOISE, TEST = range(5)
 def stream_key(seed, stream: int) -> jax.Array:
   """The key of one random stream of replicate `seed` (seed may be traced)."""
   return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+def member_keys(seed, member):
+  """(initialization key, mini-batch key) of replicate (seed, member); both may be traced."""
+  return (jax.random.fold_in(stream_key(seed, INIT), member),
+          jax.random.fold_in(stream_key(seed, BATCH), member))
 
 
 def train_pool(teacher, seed, n: int, noise_std: float = 0.0, dtype=jnp.float32):

@@ -2,9 +2,9 @@
 
 `train_one` trains a single student: MSE loss, an optax optimizer, `lax.scan` over a chunk of
 steps inside a `lax.while_loop` over chunks, and a convergence rule. `train_grid` vmaps it over
-replicate seeds (each with its own training pool) and, inside, over sample counts n: every
-student of a seed sees the first n points of the same pool, which is padded to the largest n and
-masked in the loss. Under vmap the while-loop runs until every student has stopped; a stopped
+replicates (each with its own training pool) and, inside, over sample counts n: every student
+of a replicate sees the first n points of the same pool, which is padded to the largest n and
+masked in the loss. The replicate axis is sharded over the local devices. Under vmap the while-loop runs until every student has stopped; a stopped
 student's parameters are frozen, so each student's result is the one it would get alone
 (`train_sequential` is that one-at-a-time reference).
 
@@ -118,7 +118,7 @@ def _where(pred, new, old):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, seed, y_var, online=False):
+def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var, online=False):
   """Trains one student; returns (params, steps run, stop reason code).
 
   Args:
@@ -128,13 +128,12 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, seed, y_var, onl
     x_nd, y_nk: the training pool (n_max, D), (n_max, k); its first n points are the sample.
       Ignored when online.
     n: sample count (int scalar, may be traced; <= n_max).
-    seed: the replicate seed (for mini-batches and online samples).
+    batch_key: the replicate's key for mini-batches and online samples.
     y_var: Var f*, so that the loss is the normalized training error.
     online: draw `train.online_batch` fresh samples from μ every step (n = ∞).
   """
   opt = optimizer(train)
   dtype = train.jnp_dtype
-  batch_key = data_lib.stream_key(seed, data_lib.BATCH)
 
   def batch(t):
     """(x, y, w): inputs, labels and loss weights summing to 1 for step t."""
@@ -234,99 +233,120 @@ def _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online)
 
 
 def _student_program(student, train, online):
-  """One student from seed to metrics: (seed, n, x_pool, y_pool, x_test, y_test, y_var) -> 5 scalars."""
-  def run(seed, n, x_pool, y_pool, params, x_test, y_test, y_var):
-    params, steps, reason = train_one(student, train, params, x_pool, y_pool, n, seed, y_var, online)
+  """One student, from its pool and initial parameters to (train err, test err, test se, steps, stop)."""
+  def run(batch_key, n, x_pool, y_pool, params, x_test, y_test, y_var):
+    params, steps, reason = train_one(student, train, params, x_pool, y_pool, n, batch_key, y_var, online)
     errs = _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online)
     return (*errs, steps, reason)
   return run
 
 
-def _results(outputs, seeds, ns, compile_s, run_s):
-  train_err, test_err, test_se, steps, reason = (np.asarray(o) for o in outputs)
+def _results(outputs, compile_s, run_s):
+  train_err, test_err, test_se, steps, reason = (np.array(o) for o in outputs)
   return {
-      'seeds': np.asarray(seeds), 'ns': np.asarray(ns),
       'train_error': train_err, 'test_error': test_err, 'test_se': test_se,
       'steps': steps, 'stop': np.asarray(STOP_REASONS)[reason], 'status': np.asarray(STATUS)[reason],
       'compile_seconds': compile_s, 'run_seconds': run_s,
   }
 
 
-def _check(student, train, seeds, ns):
+def _prepare(train, seeds, members, ns, x_test, y_test):
   check_dtype(train)
   if len(seeds) == 0:
     raise ValueError('need at least one seed')
+  members = [0] * len(seeds) if members is None else list(members)
+  if len(members) != len(seeds):
+    raise ValueError(f'{len(members)} members for {len(seeds)} seeds')
   if ns is not None:
     check_ns(ns)
+  dtype = train.jnp_dtype
+  x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
+  return members, x_test, y_test, output_variance(y_test)
 
 
 def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
-               x_test, y_test) -> dict:
-  """Trains the (seed × n) grid of one student shape in one compiled program.
+               x_test, y_test, members: Sequence[int] | None = None, devices=None) -> dict:
+  """Trains the (replicate × n) grid of one student shape in one compiled program.
 
   Args:
     student: a `students.Student` (its teacher labels the data).
     train: the TrainSpec.
-    seeds: replicate seeds, length S.
+    seeds: replicate seeds, length S (each its own training pool).
     ns: sample counts, length N; None for the online column (n = ∞, N = 1).
     x_test, y_test: the held-out sample (n_test, D), (n_test, k) of clean labels.
+    members: replicate members, length S (default 0): replicates of one seed share the pool
+      and differ in initialization and mini-batches.
+    devices: the devices to shard the replicate axis over (default: all local devices).
 
   Returns:
     dict of numpy arrays of shape (S, N): train_error, test_error, test_se (normalized,
     DESIGN §2), steps, stop (reason), status; and compile_seconds, run_seconds.
   """
-  _check(student, train, seeds, ns)
+  members, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   online = ns is None
   dtype = train.jnp_dtype
-  seeds_s = jnp.asarray(seeds, jnp.int32)
-  ns_n = jnp.asarray([1] if online else ns, jnp.int32)
   n_max = 1 if online else int(max(ns))
-  x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
-  y_var = output_variance(y_test)
+  devices = list(devices or jax.local_devices())
+  # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
+  pad = (-len(seeds)) % len(devices)
+  seeds_s = jnp.asarray(list(seeds) + [seeds[-1]] * pad, jnp.int32)
+  members_s = jnp.asarray(members + [members[-1]] * pad, jnp.int32)
+  ns_n = jnp.asarray([1] if online else ns, jnp.int32)
 
-  def per_seed(seed):
+  def per_replicate(seed, member):
     x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)
-    return x_pool, y_pool, student.init(data_lib.stream_key(seed, data_lib.INIT), dtype)
+    init_key, batch_key = data_lib.member_keys(seed, member)
+    return batch_key, x_pool, y_pool, student.init(init_key, dtype)
 
   run = _student_program(student, train, online)
-  # Inner vmap over n: the pool and the initial parameters are shared by a seed's students.
+  # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
+  # (unbatched operands), so e.g. the first layer of all of them is one matmul.
   over_n = jax.vmap(run, in_axes=(None, 0, None, None, None, None, None, None))
   over_sn = jax.vmap(over_n, in_axes=(0, None, 0, 0, 0, None, None, None))
 
-  def program(seeds_s, ns_n, x_test, y_test, y_var):
-    x_pool, y_pool, params = jax.vmap(per_seed)(seeds_s)
-    return over_sn(seeds_s, ns_n, x_pool, y_pool, params, x_test, y_test, y_var)
+  def program(seeds_s, members_s, ns_n, x_test, y_test, y_var):
+    batch_key, x_pool, y_pool, params = jax.vmap(per_replicate)(seeds_s, members_s)
+    return over_sn(batch_key, ns_n, x_pool, y_pool, params, x_test, y_test, y_var)
 
-  args = (seeds_s, ns_n, x_test, y_test, y_var)
+  if len(devices) > 1:
+    # Each device trains its share of replicates with its own while-loop: no communication.
+    mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
+    rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
+    # check_vma=False: the loop's scalar carries start replicated and become per-device.
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rows, rows, rep, rep, rep, rep),
+                            out_specs=rows, check_vma=False)
+    seeds_s, members_s = (jax.device_put(a, jax.sharding.NamedSharding(mesh, rows))
+                          for a in (seeds_s, members_s))
+  args = (seeds_s, members_s, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile()
   t1 = time.perf_counter()
   outputs = jax.block_until_ready(compiled(*args))
   t2 = time.perf_counter()
-  return _results(outputs, seeds, [0] if online else ns, t1 - t0, t2 - t1)
+  return _results([np.asarray(o)[:len(seeds)] for o in outputs], t1 - t0, t2 - t1)
 
 
 def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
-                     x_test, y_test) -> dict:
+                     x_test, y_test, members: Sequence[int] | None = None) -> dict:
   """The naive reference: each student trained alone by a jitted program, on exactly its n
-  points (no padding, no mask). Same seeds, same data, same results as `train_grid` up to
-  floating-point reduction order. Returns the same dict."""
-  _check(student, train, seeds, ns)
+  points (no padding, no mask). Same replicates, same data, same results as `train_grid` up to
+  floating-point reduction order. Returns the same dict (compile time is inside run time)."""
+  members, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   online = ns is None
   dtype = train.jnp_dtype
-  x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
-  y_var = output_variance(y_test)
   run = jax.jit(_student_program(student, train, online))
   n_list = [1] if online else list(ns)
-  n_max = max(n_list)
   outputs = []
   t0 = time.perf_counter()
-  for seed in seeds:
-    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)
-    params = student.init(data_lib.stream_key(seed, data_lib.INIT), dtype)
+  for seed, member in zip(seeds, members):
+    init_key, batch_key = data_lib.member_keys(seed, member)
+    params = student.init(init_key, dtype)
+    # The labels of one pool, sliced: a pool drawn at size n has the same inputs (data.py) but
+    # labels that may differ in the last bit, which training can amplify.
+    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, max(n_list), train.noise_std, dtype)
     for n in n_list:
-      out = run(jnp.int32(seed), jnp.int32(n), x_pool[:n], y_pool[:n], params, x_test, y_test, y_var)
-      outputs.append(jax.block_until_ready(out))
+      outputs.append(jax.block_until_ready(
+          run(batch_key, jnp.int32(n), x_pool[:n], y_pool[:n], params, x_test, y_test, y_var)))
   t1 = time.perf_counter()
   stacked = [np.asarray([o[i] for o in outputs]).reshape(len(seeds), len(n_list)) for i in range(5)]
-  return _results(stacked, seeds, [0] if online else ns, 0.0, t1 - t0)
+  return _results(stacked, 0.0, t1 - t0)

@@ -8,9 +8,12 @@ import pytest
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
 
-# Tolerances for comparing two computations that differ only in floating-point reduction order
+# Tolerances for comparing two trainings that differ only in floating-point reduction order
 # (e.g. a vmapped batch against one student at a time): (rtol, atol) on normalized errors.
-REORDER_TOL = {'float32': (1e-3, 1e-6), 'float64': (1e-9, 1e-12)}
+# Hundreds of Adam steps amplify a last-bit difference by up to ~1e4 on under-determined
+# students (measured: 2.5e-3 relative in float32 after 400 steps at n = 40 < P = 79), hence
+# float32's 1e-2; float64 keeps the same amplification far below its 1e-9.
+REORDER_TOL = {'float32': (1e-2, 1e-5), 'float64': (1e-9, 1e-12)}
 
 
 @pytest.fixture(params=['float32', 'float64'])

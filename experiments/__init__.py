@@ -1,0 +1,1 @@
+"""absl entry points and config presets for the teacher-student study."""

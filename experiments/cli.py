@@ -1,0 +1,48 @@
+"""What the absl entry points share: one-line errors and the config-file check."""
+
+import os
+import pathlib
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+CONFIGS = pathlib.Path(__file__).parent / 'configs'
+INPUT_ERRORS = (ValueError, KeyError, AttributeError, TypeError, OSError)
+
+
+def presets() -> list[str]:
+  return sorted(p.stem for p in CONFIGS.glob('*.py') if p.stem not in ('__init__', 'base'))
+
+
+def fail(message: str):
+  """Exits with status 2 and one line on stderr."""
+  prog = pathlib.Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else 'experiments'
+  print(f'{prog}: error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def first_line(e: BaseException) -> str:
+  return str(e).splitlines()[0] if str(e) else repr(e)
+
+
+def parse_flags(argv):
+  """absl flag parsing, but any bad flag or config field is one line and exit code 2."""
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # flags.Error, and AttributeError/KeyError from config overrides
+    what = first_line(e)
+    if isinstance(e, (AttributeError, KeyError)):
+      what = f'unknown config field {what} in a --config.* override'
+    fail(f'bad flag: {what}')
+
+
+def config_or_fail(flag_name: str = 'config'):
+  """The parsed ConfigDict of a DEFINE_config_file flag; a missing file is one clear line."""
+  holder = flags.FLAGS[flag_name]
+  path = config_flags.get_config_filename(holder) if holder.present else None
+  if not path:
+    fail(f'--{flag_name} is required')
+  if not os.path.isfile(path.split(':')[0]):
+    fail(f'config file {path} not found; presets in {CONFIGS}: {", ".join(presets())}')
+  return holder.value

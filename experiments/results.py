@@ -1,0 +1,146 @@
+"""A sweep's workdir: its config and its append-only results (DESIGN §4).
+
+  DIR/config.json                  the config, its hash, and the grid fields that may grow
+  DIR/results/shard-I-of-K.jsonl   one JSON object per finished cell, written by shard I
+
+Every line is flushed and fsynced as soon as its cell is done. A torn last line (a process
+killed mid-write) is ignored by readers and cut off before the next append, so its cell is
+redone. A workdir whose config differs (outside the grid-sizing fields) is refused.
+"""
+
+import glob
+import json
+import os
+import pathlib
+
+from experiments import study
+
+CELL_KEY = ('kind', 'variant', 'm', 'n', 'seed', 'member')
+
+
+def cell_key(record: dict) -> tuple:
+  return (record['kind'], json.dumps(record['variant'], sort_keys=True), record['m'], record['n'],
+          record['seed'], record['member'])
+
+
+def read_jsonl(path) -> list[dict]:
+  """Complete JSON lines of a file; a torn last line (no newline, or unparsable) is skipped."""
+  out = []
+  with open(path, 'rb') as f:
+    for line in f:
+      if not line.endswith(b'\n'):
+        break
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return out
+
+
+def load(workdir, config_hash: str | None = None) -> list[dict]:
+  """All cells of a workdir, merged over shards; one record per cell (the first written).
+
+  config_hash: keep only records of this config (default: the workdir's config.json).
+  """
+  workdir = pathlib.Path(workdir)
+  if config_hash is None:
+    config_hash = read_config(workdir)['hash']
+  seen, out = set(), []
+  for path in sorted(glob.glob(str(workdir / 'results' / '*.jsonl'))):
+    for rec in read_jsonl(path):
+      key = cell_key(rec)
+      if rec.get('config_hash') == config_hash and key not in seen:
+        seen.add(key)
+        out.append(rec)
+  return out
+
+
+def read_config(workdir) -> dict:
+  path = pathlib.Path(workdir) / 'config.json'
+  if not path.exists():
+    raise FileNotFoundError(f'{workdir} holds no sweep (no config.json)')
+  return json.loads(path.read_text())
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+  tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+  with open(tmp, 'w') as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def _differences(old: dict, new: dict, prefix='') -> list[str]:
+  out = []
+  for k in sorted(set(old) | set(new)):
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _differences(a, b, f'{prefix}{k}.')
+    elif a != b:
+      out.append(f'{prefix}{k}: {a!r} -> {b!r}')
+  return out
+
+
+def free_workdir(workdir) -> pathlib.Path:
+  """The first of DIR.1, DIR.2, ... that does not exist yet."""
+  workdir = pathlib.Path(workdir)
+  i = 1
+  while workdir.with_name(f'{workdir.name}.{i}').exists():
+    i += 1
+  return workdir.with_name(f'{workdir.name}.{i}')
+
+
+def check_workdir(workdir, config) -> None:
+  """Raises ValueError (one line) if `workdir` holds results of a different config."""
+  path = pathlib.Path(workdir) / 'config.json'
+  if not path.exists():
+    return
+  old = json.loads(path.read_text())
+  if old.get('hash') != study.config_hash(config):
+    diff = _differences(old.get('science', {}), study.science(config))
+    raise ValueError(f'{workdir} holds results of a different config ({"; ".join(diff[:3]) or "hash differs"}); '
+                     'rerun with the same config, or pass --new_workdir to start a fresh one')
+
+
+class Writer:
+  """Appends one fsynced JSON line per cell to this shard's file."""
+
+  def __init__(self, workdir, config, shard=(0, 1)):
+    workdir = pathlib.Path(workdir)
+    check_workdir(workdir, config)
+    (workdir / 'results').mkdir(parents=True, exist_ok=True)
+    if shard[0] == 0:
+      _atomic_write(workdir / 'config.json', json.dumps(
+          {'hash': study.config_hash(config), 'grid_fields': list(study.GRID_FIELDS),
+           'config': json.loads(config.to_json()), 'science': study.science(config)},
+          indent=2, sort_keys=True) + '\n')
+    self.path = workdir / 'results' / f'shard-{shard[0]}-of-{shard[1]}.jsonl'
+    self._cut_torn_tail()
+    self._file = open(self.path, 'a')
+
+  def _cut_torn_tail(self):
+    if not self.path.exists():
+      return
+    with open(self.path, 'rb+') as f:
+      data = f.read()
+      keep = data.rfind(b'\n') + 1
+      if keep != len(data):
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+  def write(self, records) -> None:
+    for rec in records:
+      self._file.write(json.dumps(rec, sort_keys=True) + '\n')
+      self._file.flush()
+      os.fsync(self._file.fileno())
+
+  def close(self):
+    self._file.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

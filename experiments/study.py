@@ -1,0 +1,180 @@
+"""From a config to the grid of cells a sweep trains, validated before any compute (DESIGN §4).
+
+A cell is (kind, variant, width m, n, seed, member):
+  kind     'student' — the study's students; 'ensemble' — students of the teacher's own
+           architecture started from prior draws (the uncertainty estimator (c) of DESIGN §2);
+  variant  the value of the ablation knob ({} without an ablation); each variant has its teacher;
+  n        a sample count, or None for the online column (n = ∞);
+  seed     the replicate's data seed; member: its initialization within an ensemble (0 otherwise).
+Cells of one (kind, variant, width) form a group: one compiled program trains them together.
+"""
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+import ml_collections
+
+from teacher_student import engine, inputs, students, teachers
+
+# Fields that only size the grid: growing them adds cells, it does not change what a cell means.
+GRID_FIELDS = ('students.widths', 'data.ns', 'data.online', 'seeds', 'ablation.levels',
+               'decomposition.ensemble_members')
+KINDS = ('student', 'ensemble')
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One teacher of the study (the base config, or one value of the ablation knob)."""
+  knob: tuple            # ((dotted field, value),) or ()
+  teacher: teachers.TeacherSpec
+  inputs: inputs.InputSpec
+  train: engine.TrainSpec
+  config: Any            # the variant's full ConfigDict
+
+  @property
+  def label(self) -> dict:
+    return dict(self.knob)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """Cells of one shape: every (n, replicate) of one (kind, variant, student width)."""
+  kind: str
+  variant: int
+  student: students.StudentSpec
+  train: engine.TrainSpec
+  ns: tuple | None       # None: the online column
+  replicates: tuple      # ((seed, member), ...)
+
+  @property
+  def width(self) -> int:
+    return self.student.width
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  variants: tuple
+  groups: tuple
+  config_hash: str
+
+  def cell_key(self, group: Group, n, replicate) -> tuple:
+    """The key of one cell, as `results.cell_key` reads it back from a record."""
+    label = json.dumps(self.variants[group.variant].label, sort_keys=True)
+    return (group.kind, label, group.width, n, *replicate)
+
+
+def _spec(cls, section, **overrides):
+  names = {f.name for f in dataclasses.fields(cls)}
+  return cls(**{k: v for k, v in section.items() if k in names}, **overrides)
+
+
+def _positive_ints(values, what):
+  values = tuple(values) if isinstance(values, (tuple, list)) else (values,)
+  if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+    raise ValueError(f'{what} must be positive integers, got {list(values)}')
+  if len(set(values)) != len(values):
+    # Also what a repeated --config.x=... tuple flag produces: config_flags appends.
+    raise ValueError(f'{what} has duplicates: {list(values)}')
+  return values
+
+
+def train_spec(config) -> engine.TrainSpec:
+  return _spec(engine.TrainSpec, config.train, noise_std=config.data.noise_std)
+
+
+def science(config: ml_collections.ConfigDict) -> dict:
+  """The config without the grid-sizing fields: what every cell's meaning depends on."""
+  d = json.loads(config.to_json())
+  for field in GRID_FIELDS:
+    *parents, leaf = field.split('.')
+    node = d
+    for p in parents:
+      node = node.get(p, {})
+    node.pop(leaf, None)
+  d.pop('name', None)
+  return d
+
+
+def config_hash(config) -> str:
+  return hashlib.sha256(json.dumps(science(config), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _variant_configs(config):
+  knob, levels = config.ablation.knob, tuple(config.ablation.levels)
+  if not knob:
+    if levels:
+      raise ValueError('ablation.levels is set but ablation.knob is empty')
+    return [((), config)]
+  if not levels:
+    raise ValueError(f'ablation.knob={knob!r} needs ablation.levels')
+  *parents, leaf = knob.split('.')
+  out = []
+  for v in levels:
+    c = ml_collections.ConfigDict(config.to_dict())
+    node = c
+    try:
+      for p in parents:
+        node = node[p]
+      if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+        raise KeyError(knob)
+      node[leaf] = v
+    except (KeyError, TypeError) as e:
+      raise ValueError(f'ablation.knob={knob!r} is not a config field (or value {v!r} does not fit it)') from e
+    out.append((((knob, v),), c))
+  return out
+
+
+def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> Plan:
+  """Validates `config` and lists the groups; only the groups of `shard` = (index, count).
+
+  Units (kind, variant, width, n-column, replicate) are dealt round-robin to shards, so every
+  shard gets a similar mix of widths. Raises ValueError with one line on any bad field. No compute.
+  """
+  index, count = shard
+  if not 0 <= index < count:
+    raise ValueError(f'shard index {index} is not in 0..{count - 1}')
+  n_seeds = _positive_ints(config.seeds, 'seeds (the number of seeds)')[0]
+  widths = _positive_ints(config.students.widths, 'students.widths')
+  ns = _positive_ints(config.data.ns, 'data.ns')
+  max_n = _positive_ints(config.data.max_n, 'data.max_n')[0]
+  if max(ns) > max_n:
+    raise ValueError(f'n={max(ns)} is beyond the training pool (data.max_n={max_n})')
+  _positive_ints(config.data.n_test, 'data.n_test')
+  members = int(config.decomposition.ensemble_members)
+  if members < 0:
+    raise ValueError(f'decomposition.ensemble_members must be >= 0, got {members}')
+  if config.train.retry_lr_factor < 0 or config.train.retry_lr_factor >= 1 or config.train.max_retries < 0:
+    raise ValueError('train.retry_lr_factor must be in [0, 1) and train.max_retries >= 0')
+  if config.train.matmul_precision not in ('default', 'high', 'highest'):
+    raise ValueError(f'train.matmul_precision must be default, high or highest, got {config.train.matmul_precision!r}')
+
+  variants, units = [], []
+  for v, (knob, c) in enumerate(_variant_configs(config)):
+    t_spec, i_spec, tr_spec = _spec(teachers.TeacherSpec, c.teacher), _spec(inputs.InputSpec, c.inputs), train_spec(c)
+    teachers.check(t_spec, i_spec)
+    variants.append(Variant(knob, t_spec, i_spec, tr_spec, c))
+    for m in widths:
+      s_spec = students.resolve(_spec(students.StudentSpec, c.students, width=m), t_spec)
+      units += [('student', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
+      if config.data.online:
+        units += [('student', v, s_spec, tr_spec, None, (seed, 0)) for seed in range(n_seeds)]
+    if members:
+      if t_spec.family != 'mlp':
+        raise ValueError('decomposition.ensemble_members needs an mlp teacher '
+                         '(linear teachers have the closed form)')
+      s_spec = students.resolve(students.StudentSpec(
+          'mlp', width=t_spec.width, depth=t_spec.depth, activation=t_spec.activation, init='prior'), t_spec)
+      units += [('ensemble', v, s_spec, tr_spec, ns, (seed, member))
+                for seed in range(n_seeds) for member in range(members)]
+
+  mine = units[index::count]
+  groups = {}
+  for kind, v, s_spec, tr_spec, group_ns, replicate in mine:
+    key = (kind, v, s_spec, group_ns)
+    groups.setdefault(key, (tr_spec, []))[1].append(replicate)
+  return Plan(variants=tuple(variants),
+              groups=tuple(Group(kind, v, s_spec, tr_spec, group_ns, tuple(reps))
+                           for (kind, v, s_spec, group_ns), (tr_spec, reps) in groups.items()),
+              config_hash=config_hash(config))

@@ -1,0 +1,62 @@
+r"""Runs a sweep of the teacher-student study into a workdir.
+
+  python -m experiments.sweep --config=experiments/configs/quick.py --workdir=runs/quick \
+      [--config.students.widths=4,8,16] [--config.train.steps=2000] ...
+
+Rerunning the same command resumes (finished cells are skipped). Multi-host: pass
+--coordinator_address, --num_processes and --process_id (jax.distributed); each process trains
+its share of cells into its own results file. --shard_index/--num_shards do the same by hand
+(experiments.slurm uses them).
+"""
+
+import json
+import sys
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import cli, results, runner, study
+
+config_flags.DEFINE_config_file('config', None, 'Config file of the study.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for config.json and results.')
+_NEW_WORKDIR = flags.DEFINE_bool('new_workdir', False,
+                                 'If --workdir holds a different config, use the first free DIR.N instead.')
+_SHARD_INDEX = flags.DEFINE_integer('shard_index', 0, 'This shard (without jax.distributed).')
+_NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Number of shards (without jax.distributed).')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'jax.distributed coordinator host:port.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'jax.distributed process count.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'jax.distributed process index.')
+_PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}')
+  config = cli.config_or_fail()
+  if not _WORKDIR.value:
+    cli.fail('--workdir is required')
+  if _COORDINATOR.value:
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    shard = (jax.process_index(), jax.process_count())
+  else:
+    shard = (_SHARD_INDEX.value, _NUM_SHARDS.value)
+  # Everything that can be wrong with the input is checked here, before anything is written.
+  try:
+    study.plan(config, shard)
+    workdir = _WORKDIR.value
+    try:
+      results.check_workdir(workdir, config)
+    except ValueError:
+      if not _NEW_WORKDIR.value:
+        raise
+      workdir = str(results.free_workdir(workdir))
+      print(f'sweep: {_WORKDIR.value} holds a different config; writing to {workdir}', file=sys.stderr)
+  except cli.INPUT_ERRORS as e:
+    cli.fail(cli.first_line(e))
+  summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.parse_flags)
