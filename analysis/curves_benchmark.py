@@ -1,0 +1,117 @@
+r"""Scores learning-curve estimators on published curves nobody here produced (DESIGN §5).
+
+  python -m analysis.curves_benchmark --data_dir=../shared/data/scaling_benchmark --out=bench.json
+
+The benchmark of Alabdulmohsin et al. (2022): for every (Domain, Task, Model) curve, fit on the
+rows with Training=1, predict the rows with Training=0, score the RMSE of log loss,
+sqrt(mean((log ŷ − log y)²)). Reported per group and as the per-domain mean, for every
+estimator of `analysis.estimators`; a group an estimator cannot fit is reported as failed.
+"""
+
+import collections
+import csv
+import json
+import pathlib
+import sys
+import time
+import warnings
+
+import numpy as np
+from absl import app, flags
+
+from analysis import estimators
+
+FILES = ('benchmark.vision.csv', 'benchmark.lang.csv')
+# Losses bounded by 1 (error rates, BIG-bench scores): M4's ε0 and the envelope's ε0 stay <= 1.
+BOUNDED_DOMAINS = ('IC', 'BB')
+
+_DATA_DIR = flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
+_OUT = flags.DEFINE_string('out', None, 'Where to write the JSON report.')
+_ESTIMATORS = flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
+
+
+def load(data_dir) -> dict:
+  """{(domain, task, model): (x_fit, y_fit, x_test, y_test)}, each sorted by x, duplicates merged."""
+  rows = collections.defaultdict(lambda: ({}, {}))
+  for name in FILES:
+    path = pathlib.Path(data_dir) / name
+    if not path.exists():
+      raise FileNotFoundError(f'{path} not found')
+    with open(path, newline='') as f:
+      for r in csv.DictReader(f):
+        key = (r['Domain'], r['Task'], r['Model'])
+        rows[key][0 if r['Training'] == '1' else 1][float(r['Seen Examples'])] = float(r['Loss'])
+  out = {}
+  for key, (fit_rows, test_rows) in sorted(rows.items()):
+    xf, xt = sorted(fit_rows), sorted(test_rows)
+    out[key] = (np.asarray(xf), np.asarray([fit_rows[x] for x in xf]),
+                np.asarray(xt), np.asarray([test_rows[x] for x in xt]))
+  return out
+
+
+def rmse_log(y_pred, y_true) -> float:
+  y_pred = np.asarray(y_pred, float)
+  if not np.all(np.isfinite(y_pred)) or np.any(y_pred <= 0):
+    return float('nan')
+  return float(np.sqrt(np.mean((np.log(y_pred) - np.log(y_true)) ** 2)))
+
+
+def score(curves: dict, names) -> dict:
+  """Per-group and per-domain RMSE of log loss for each estimator."""
+  groups, per_domain = [], collections.defaultdict(lambda: collections.defaultdict(list))
+  for (domain, task, model), (xf, yf, xt, yt) in curves.items():
+    upper = 1.0 if domain in BOUNDED_DOMAINS else None
+    entry = {'domain': domain, 'task': task, 'model': model, 'n_fit': len(xf), 'n_test': len(xt)}
+    for name in names:
+      try:
+        with warnings.catch_warnings():
+          warnings.simplefilter('ignore')
+          predict = estimators.ESTIMATORS[name](xf, yf, upper=upper)
+          value = rmse_log(predict(xt), yt)
+        entry[name] = value if np.isfinite(value) else 'failed'
+      except (estimators.FitError, ValueError, FloatingPointError, RuntimeError, np.linalg.LinAlgError):
+        entry[name] = 'failed'
+      if entry[name] != 'failed':
+        per_domain[domain][name].append(entry[name])
+    groups.append(entry)
+  domains = {}
+  for domain in sorted({g['domain'] for g in groups}):
+    n_groups = sum(g['domain'] == domain for g in groups)
+    domains[domain] = {name: {'mean_rmse_log': float(np.mean(per_domain[domain][name])) if per_domain[domain][name] else None,
+                              'groups_scored': len(per_domain[domain][name]),
+                              'groups_failed': n_groups - len(per_domain[domain][name])}
+                       for name in names}
+  return {'domains': domains, 'groups': groups}
+
+
+def table(report, names) -> str:
+  lines = ['domain ' + ' '.join(f'{n:>9}' for n in names)]
+  for domain, d in report['domains'].items():
+    cells = [f'{d[n]["mean_rmse_log"]:9.4f}' if d[n]['mean_rmse_log'] is not None else f'{"failed":>9}' for n in names]
+    lines.append(f'{domain:6} ' + ' '.join(cells))
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  from experiments import cli
+  unknown = [n for n in _ESTIMATORS.value if n not in estimators.ESTIMATORS]
+  if unknown:
+    cli.fail(f'unknown estimators {unknown}; choose from {", ".join(estimators.ESTIMATORS)}')
+  if not _OUT.value:
+    cli.fail('--out is required')
+  try:
+    curves = load(_DATA_DIR.value)
+  except (OSError, ValueError, KeyError) as e:
+    cli.fail(cli.first_line(e))
+  t0 = time.perf_counter()
+  report = score(curves, _ESTIMATORS.value)
+  report['seconds'] = time.perf_counter() - t0
+  report['baselines'] = list(estimators.BASELINES)
+  pathlib.Path(_OUT.value).write_text(json.dumps(report, indent=1) + '\n')
+  print(table(report, _ESTIMATORS.value))
+  print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {_OUT.value}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  app.run(main)

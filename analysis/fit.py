@@ -1,0 +1,118 @@
+r"""Fits the scaling laws of a sweep and writes DIR/fits.json (DESIGN §5).
+
+  python -m analysis.fit --workdir=runs/quick
+
+Per variant (ablation level): for every width m, the learning curve ε(n) = a n^(−α) + c with
+bootstrap intervals over seeds and its Hestness regions; for every n (and the online column),
+the width curve ε(m) = b m^(−β) + c; the joint law ε̂(m, n) with μ, σ of δ in-sample, in 5-fold
+cross-validation and when extrapolating from the small corner of the grid.
+"""
+
+import json
+import math
+import pathlib
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from analysis import joint, powerlaw, regions, tables
+from experiments import results
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A sweep workdir.')
+_N_BOOT = flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
+
+
+def _curve(x, y_sx, n_boot):
+  b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot)
+  mean, se, count = tables.mean_se(y_sx)
+  return {'fit': b['fit'].params(), 'interval': b['interval'], 'rmse_log': b['fit'].rmse_log,
+          'success': b['fit'].success, 'x': x.tolist(), 'mean': mean.tolist(), 'se': se.tolist(),
+          'seeds': count.tolist()}
+
+
+def joint_cells(g):
+  """(m, n, seed-mean ε) of every cell with a finite mean (the online column has n = inf)."""
+  mean, _, _ = tables.mean_se(g['values'], axis=1)          # (M, N)
+  mm, nn = np.meshgrid(g['ms'], g['ns'], indexing='ij')
+  ok = np.isfinite(mean) & (mean > 0)
+  return mm[ok], nn[ok], mean[ok]
+
+
+def analyze_variant(records, variant, n_boot=200) -> dict:
+  g = tables.grid(records, variant=variant)
+  finite = np.isfinite(g['ns'])
+  ns = g['ns'][finite]
+  out = {'variant': variant, 'diverged_cells': g['diverged'], 'learning_curves': {}, 'width_curves': {}}
+  for i, m in enumerate(g['ms']):
+    curve = _curve(ns, g['values'][i][:, finite], n_boot)
+    curve['P'] = float(g['P'][i])
+    curve['regions'] = regions.classify(ns, **curve['fit'])
+    out['learning_curves'][str(int(m))] = curve
+  for j, n in enumerate(g['ns']):
+    label = 'online' if math.isinf(n) else str(int(n))
+    out['width_curves'][label] = _curve(g['ms'], g['values'][:, :, j].T, n_boot)
+  m, n, eps = joint_cells(g)
+  fitted = joint.fit(m, n, eps)
+  ms_sorted, ns_sorted = np.unique(g['ms']), np.unique(ns)
+  corner_m = ms_sorted[max(len(ms_sorted) // 2 - 1, 0)]
+  corner_n = ns_sorted[max(len(ns_sorted) // 2 - 1, 0)]
+  out['joint'] = {
+      'in_sample': fitted.to_json(),
+      'in_sample_log_objective': joint.fit(m, n, eps, objective='log').to_json(),
+      'cross_validation': joint.cross_validate(m, n, eps),
+      'extrapolation': joint.extrapolate(m, n, eps, m_max=corner_m, n_max=corner_n),
+  }
+  return out
+
+
+def analyze(workdir, n_boot=200) -> dict:
+  records = results.load(workdir)
+  if not records:
+    raise ValueError(f'{workdir} has no finished cells yet')
+  cfg = results.read_config(workdir)
+  return {'config_hash': cfg['hash'], 'cells': len(records), 'status': tables.status_counts(records),
+          'variants': [analyze_variant(records, v, n_boot) for v in tables.variants(records)]}
+
+
+def _fmt(v, interval=None):
+  s = f'{v:.3g}'
+  return s + (f' [{interval[0]:.3g}, {interval[1]:.3g}]' if interval else '')
+
+
+def summary(fits) -> str:
+  lines = []
+  for v in fits['variants']:
+    lines.append(f'variant {v["variant"] or "(base)"}: learning curves ε(n) = a n^-α + c')
+    lines.append(f'  {"m":>5} {"P":>6}  {"alpha [95% CI]":>26}  {"c":>9}  {"rmse_log":>8}  n_small  n_irreducible')
+    for m, c in v['learning_curves'].items():
+      r = c['regions']
+      lines.append(f'  {m:>5} {c["P"]:>6.0f}  {_fmt(c["fit"]["alpha"], c["interval"].get("alpha")):>26}  '
+                   f'{c["fit"]["c"]:9.2e}  {c["rmse_log"]:8.3f}  {_fmt(r["n_small"]) if r["n_small"] else "-":>7}  '
+                   f'{_fmt(r["n_irreducible"]) if r["n_irreducible"] else "-"}')
+    j = v['joint']
+    lines.append(f'  joint law: in-sample μ={j["in_sample"]["mu"]:+.3f} σ={j["in_sample"]["sigma"]:.3f} '
+                 f'(log-objective fit: μ={j["in_sample_log_objective"]["mu"]:+.3f} σ={j["in_sample_log_objective"]["sigma"]:.3f}); '
+                 f'5-fold CV μ={j["cross_validation"]["mu"]:+.3f} σ={j["cross_validation"]["sigma"]:.3f}; '
+                 f'extrapolation from m<={j["extrapolation"]["m_max"]:.0f}, n<={j["extrapolation"]["n_max"]:.0f}: '
+                 f'μ={j["extrapolation"]["mu"]:+.3f} σ={j["extrapolation"]["sigma"]:.3f}')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  from experiments import cli
+  if not _WORKDIR.value:
+    cli.fail('--workdir is required')
+  try:
+    fits = analyze(_WORKDIR.value, _N_BOOT.value)
+  except (OSError, ValueError, KeyError) as e:
+    cli.fail(cli.first_line(e))
+  path = pathlib.Path(_WORKDIR.value) / 'fits.json'
+  path.write_text(json.dumps(fits, indent=1, allow_nan=True) + '\n')
+  print(summary(fits))
+  print(f'written to {path}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  app.run(main)

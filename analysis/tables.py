@@ -1,0 +1,57 @@
+"""A sweep's records arranged as curves: per variant and width, a (seeds × n) error array."""
+
+import collections
+import json
+
+import numpy as np
+
+ONLINE = float('inf')   # the n of the online column
+
+
+def _n(record) -> float:
+  return ONLINE if record['n'] is None else float(record['n'])
+
+
+def variants(records) -> list[dict]:
+  """The distinct ablation levels, in first-seen order ({} without an ablation)."""
+  seen = {}
+  for r in records:
+    seen.setdefault(json.dumps(r['variant'], sort_keys=True), r['variant'])
+  return list(seen.values())
+
+
+def grid(records, *, kind='student', variant=None, field='test_error') -> dict:
+  """{'ms': (M,), 'ns': (N,) (inf = online), 'seeds': (S,), 'values': (M, S, N), 'P': (M,),
+  'diverged': count}. Missing or diverged cells are NaN (diverged cells are never averaged in);
+  replicates are (seed, member) pairs."""
+  key = None if variant is None else json.dumps(variant, sort_keys=True)
+  recs = [r for r in records if r['kind'] == kind and (key is None or json.dumps(r['variant'], sort_keys=True) == key)]
+  ms = sorted({r['m'] for r in recs})
+  ns = sorted({_n(r) for r in recs})
+  reps = sorted({(r['seed'], r['member']) for r in recs})
+  values = np.full((len(ms), len(reps), len(ns)), np.nan)
+  params = {}
+  diverged = 0
+  for r in recs:
+    params[r['m']] = r['P']
+    v = r.get(field)
+    if r['status'] == 'diverged':
+      diverged += 1
+      continue
+    if v is not None:
+      values[ms.index(r['m']), reps.index((r['seed'], r['member'])), ns.index(_n(r))] = v
+  return {'ms': np.asarray(ms, float), 'ns': np.asarray(ns, float), 'replicates': reps, 'values': values,
+          'P': np.asarray([params[m] for m in ms], float), 'diverged': diverged}
+
+
+def mean_se(values_sn, axis=0):
+  """Mean over seeds and its standard error (NaN-aware)."""
+  with np.errstate(invalid='ignore', divide='ignore'):
+    count = np.sum(np.isfinite(values_sn), axis=axis)
+    mean = np.nanmean(values_sn, axis=axis) if values_sn.size else np.array([])
+    sd = np.nanstd(values_sn, axis=axis, ddof=1) if values_sn.shape[axis] > 1 else np.zeros_like(mean)
+    return mean, np.where(count > 1, sd / np.sqrt(np.maximum(count, 1)), np.nan), count
+
+
+def status_counts(records, kind='student') -> dict:
+  return dict(collections.Counter(r['status'] for r in records if r['kind'] == kind))
