@@ -38,8 +38,14 @@ def _todo(plan, group, done):
 
 
 def _train(student, group, reps, ns, x_test, y_test, config, devices):
-  """Trains a rectangle of cells, retrying diverged ones with a smaller learning rate."""
-  kw = dict(ns=None if ns == (None,) else list(ns), x_test=x_test, y_test=y_test, devices=devices)
+  """Trains a rectangle of cells, retrying diverged ones with a smaller learning rate.
+
+  An ensemble cell's K members are rows of their own: replicate (seed, 0) becomes K rows
+  (seed, 0..K-1), and the test predictions come back too.
+  """
+  kw = dict(ns=None if ns == (None,) else list(ns), x_test=x_test, y_test=y_test, devices=devices,
+            predictions=group.kind == 'ensemble')
+  reps = [(s, j) for s, _ in reps for j in range(group.members)]
   train = group.train
   out = engine.train_grid(student, train, seeds=[s for s, _ in reps], members=[m for _, m in reps], **kw)
   out['learning_rate'] = np.full(out['status'].shape, train.learning_rate)
@@ -56,6 +62,9 @@ def _train(student, group, reps, ns, x_test, y_test, config, devices):
                               members=[reps[i][1] for i in rows], **kw)
     for key in ('train_error', 'test_error', 'test_se', 'steps', 'stop', 'status'):
       out[key][rows] = np.where(bad[rows], again[key], out[key][rows])
+    if 'test_predictions' in out:
+      out['test_predictions'][rows] = np.where(bad[rows][..., None, None], again['test_predictions'],
+                                               out['test_predictions'][rows])
     out['learning_rate'][rows] = np.where(bad[rows], train.learning_rate, out['learning_rate'][rows])
     out['retries'][rows] = np.where(bad[rows], retry, out['retries'][rows])
     out['compile_seconds'] += again['compile_seconds']
@@ -63,15 +72,55 @@ def _train(student, group, reps, ns, x_test, y_test, config, devices):
   return out
 
 
-def _records(plan, group, variant, student, reps, ns, missing, out, shard):
+def ensemble_variance(pred_kxo, ok_k, y_var) -> float:
+  """Half the mean pairwise squared disagreement of the ok members, normalized by Var f*.
+
+  Over K members, mean_{j<l} (f_j − f_l)² / 2 is the unbiased variance across members, so this
+  is the average over test points and outputs of that variance (DESIGN §2, estimator (c)).
+  """
+  pred = pred_kxo[ok_k]
+  if len(pred) < 2:
+    return float('nan')
+  return float(np.mean(np.var(pred, axis=0, ddof=1)) / y_var)
+
+
+def _ensemble_records(out, group, reps, ns, y_var):
+  """Folds the K member rows of each ensemble cell into one (seed, n) result."""
+  k = group.members
+  by_cell = {}
+  for i, rep in enumerate(reps):
+    rows = slice(i * k, (i + 1) * k)
+    for j, n in enumerate(ns):
+      status = out['status'][rows, j]
+      ok = status != 'diverged'
+      by_cell[n, rep] = {
+          'members': k, 'members_ok': int(ok.sum()),
+          'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows, j], ok, y_var)),
+          'member_test_errors': [_num(v) for v in out['test_error'][rows, j]],
+          'member_status': [str(v) for v in status],
+          'steps': int(out['steps'][rows, j].max()),
+          'stop': ','.join(sorted(set(str(v) for v in out['stop'][rows, j]))),
+          'status': 'ok' if ok.sum() >= 2 and all(status[ok] == 'ok') else
+                    ('diverged' if ok.sum() < 2 else 'not_converged'),
+          'train_error': _num(np.mean(out['train_error'][rows, j][ok])) if ok.any() else None,
+          'test_error': _num(np.mean(out['test_error'][rows, j][ok])) if ok.any() else None,
+          'test_se': _num(np.mean(out['test_se'][rows, j][ok])) if ok.any() else None,
+          'learning_rate': float(np.min(out['learning_rate'][rows, j])),
+          'retries': int(np.max(out['retries'][rows, j])),
+      }
+  return by_cell
+
+
+def _records(plan, group, variant, student, reps, ns, missing, out, shard, y_var):
   seconds = out['compile_seconds'] + out['run_seconds']
   cells = len(reps) * len(ns)
   index = {(n, r): (i, j) for i, r in enumerate(reps) for j, n in enumerate(ns)}
+  ensemble = _ensemble_records(out, group, reps, ns, y_var) if group.kind == 'ensemble' else {}
   now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
   recs = []
   for n, (seed, member) in missing:
     i, j = index[n, (seed, member)]
-    recs.append({
+    rec = {
         'config_hash': plan.config_hash, 'kind': group.kind, 'variant': variant.label,
         'teacher': dataclasses.asdict(variant.teacher), 'm': group.width, 'n': n,
         'seed': seed, 'member': member, 'P': student.num_params,
@@ -82,7 +131,10 @@ def _records(plan, group, variant, student, reps, ns, missing, out, shard):
         'learning_rate': float(out['learning_rate'][i, j]), 'retries': int(out['retries'][i, j]),
         'wall_seconds': seconds / cells, 'group_seconds': seconds,
         'group_compile_seconds': out['compile_seconds'], 'group_cells': cells,
-        'device': device_label(), 'shard': list(shard), 'finished_at': now})
+        'device': device_label(), 'shard': list(shard), 'finished_at': now}
+    # An ensemble cell's rows are its members': its fields come from `ensemble` instead.
+    rec.update(ensemble.get((n, (seed, member)), {}))
+    recs.append(rec)
   return recs
 
 
@@ -115,12 +167,13 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
         continue
       teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
       x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
+      y_var = float(engine.output_variance(y_test))
       for group, missing, reps, ns in groups:
         bar.set_postfix_str(f'{group.kind} m={group.width} {variant.label or ""}')
         student = students.make_student(group.student, teacher)
         out = _train(student, group, reps, ns, x_test, y_test, config, devices)
         compile_s += out['compile_seconds']
-        writer.write(_records(plan, group, variant, student, reps, ns, missing, out, shard))
+        writer.write(_records(plan, group, variant, student, reps, ns, missing, out, shard, y_var))
         bar.update(len(missing))
     bar.close()
   wall = time.perf_counter() - t_start

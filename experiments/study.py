@@ -1,8 +1,10 @@
 """From a config to the grid of cells a sweep trains, validated before any compute (DESIGN §4).
 
 A cell is (kind, variant, width m, n, seed, member):
-  kind     'student' — the study's students; 'ensemble' — students of the teacher's own
-           architecture started from prior draws (the uncertainty estimator (c) of DESIGN §2);
+  kind     'student' — the study's students; 'ensemble' — K students of the teacher's own
+           architecture started from independent prior draws and trained on the same sample
+           (the uncertainty estimator (c) of DESIGN §2): one cell per (n, seed), its K members
+           (member 0..K-1) trained together;
   variant  the value of the ablation knob ({} without an ablation); each variant has its teacher;
   n        a sample count, or None for the online column (n = ∞);
   seed     the replicate's data seed; member: its initialization within an ensemble (0 otherwise).
@@ -46,7 +48,8 @@ class Group:
   student: students.StudentSpec
   train: engine.TrainSpec
   ns: tuple | None       # None: the online column
-  replicates: tuple      # ((seed, member), ...)
+  replicates: tuple      # ((seed, member), ...): the cells' replicates
+  members: int = 1       # students trained per replicate (ensemble members, as members 0..K-1)
 
   @property
   def width(self) -> int:
@@ -166,8 +169,7 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
                          '(linear teachers have the closed form)')
       s_spec = students.resolve(students.StudentSpec(
           'mlp', width=t_spec.width, depth=t_spec.depth, activation=t_spec.activation, init='prior'), t_spec)
-      units += [('ensemble', v, s_spec, tr_spec, ns, (seed, member))
-                for seed in range(n_seeds) for member in range(members)]
+      units += [('ensemble', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
 
   mine = units[index::count]
   groups = {}
@@ -175,6 +177,7 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
     key = (kind, v, s_spec, group_ns)
     groups.setdefault(key, (tr_spec, []))[1].append(replicate)
   return Plan(variants=tuple(variants),
-              groups=tuple(Group(kind, v, s_spec, tr_spec, group_ns, tuple(reps))
+              groups=tuple(Group(kind, v, s_spec, tr_spec, group_ns, tuple(reps),
+                                 members if kind == 'ensemble' else 1)
                            for (kind, v, s_spec, group_ns), (tr_spec, reps) in groups.items()),
               config_hash=config_hash(config))

@@ -192,12 +192,8 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
 
 def squared_error_sums(student, params, x_nd, y_nk, w_n):
   """(Σ w e, Σ w e²) over points, e_i = mean_k (f(x_i) − y_ik)²; evaluated in chunks."""
-  n = x_nd.shape[0]
-  c = min(n, EVAL_CHUNK)
-  pad = (-n) % c
-  x_cnd = jnp.pad(x_nd, [(0, pad), (0, 0)]).reshape(-1, c, x_nd.shape[1])
-  y_cnk = jnp.pad(y_nk, [(0, pad), (0, 0)]).reshape(-1, c, y_nk.shape[1])
-  w_cn = jnp.pad(w_n, [(0, pad)]).reshape(-1, c)
+  x_cnd, y_cnk = _chunks(x_nd), _chunks(y_nk)
+  w_cn = _chunks(w_n[:, None])[..., 0]
 
   def sums(args):
     x, y, w = args
@@ -232,22 +228,34 @@ def _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online)
   return train_err, test_err, test_se
 
 
-def _student_program(student, train, online):
-  """One student, from its pool and initial parameters to (train err, test err, test se, steps, stop)."""
+def _student_program(student, train, online, predictions=False):
+  """One student, from its pool and initial parameters to (train err, test err, test se, steps,
+  stop[, test predictions (n_test, k)])."""
   def run(batch_key, n, x_pool, y_pool, params, x_test, y_test, y_var):
     params, steps, reason = train_one(student, train, params, x_pool, y_pool, n, batch_key, y_var, online)
     errs = _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online)
-    return (*errs, steps, reason)
+    extra = (jax.lax.map(lambda x: student.apply(params, x), _chunks(x_test)).reshape(-1, y_test.shape[1])
+             [: x_test.shape[0]],) if predictions else ()
+    return (*errs, steps, reason, *extra)
   return run
 
 
+def _chunks(x_nd):
+  """(C, c, D): x padded to a multiple of the evaluation chunk."""
+  c = min(x_nd.shape[0], EVAL_CHUNK)
+  return jnp.pad(x_nd, [(0, (-x_nd.shape[0]) % c), (0, 0)]).reshape(-1, c, x_nd.shape[1])
+
+
 def _results(outputs, compile_s, run_s):
-  train_err, test_err, test_se, steps, reason = (np.array(o) for o in outputs)
-  return {
+  train_err, test_err, test_se, steps, reason = (np.array(o) for o in outputs[:5])
+  out = {
       'train_error': train_err, 'test_error': test_err, 'test_se': test_se,
       'steps': steps, 'stop': np.asarray(STOP_REASONS)[reason], 'status': np.asarray(STATUS)[reason],
       'compile_seconds': compile_s, 'run_seconds': run_s,
   }
+  if len(outputs) > 5:
+    out['test_predictions'] = np.asarray(outputs[5])
+  return out
 
 
 def _prepare(train, seeds, members, ns, x_test, y_test):
@@ -265,7 +273,8 @@ def _prepare(train, seeds, members, ns, x_test, y_test):
 
 
 def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
-               x_test, y_test, members: Sequence[int] | None = None, devices=None) -> dict:
+               x_test, y_test, members: Sequence[int] | None = None, devices=None,
+               predictions: bool = False) -> dict:
   """Trains the (replicate × n) grid of one student shape in one compiled program.
 
   Args:
@@ -277,6 +286,8 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     members: replicate members, length S (default 0): replicates of one seed share the pool
       and differ in initialization and mini-batches.
     devices: the devices to shard the replicate axis over (default: all local devices).
+    predictions: also return every student's test-set outputs, 'test_predictions'
+      (S, N, n_test, k) (what the ensemble estimator of U needs).
 
   Returns:
     dict of numpy arrays of shape (S, N): train_error, test_error, test_se (normalized,
@@ -298,7 +309,7 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     init_key, batch_key = data_lib.member_keys(seed, member)
     return batch_key, x_pool, y_pool, student.init(init_key, dtype)
 
-  run = _student_program(student, train, online)
+  run = _student_program(student, train, online, predictions)
   # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
   # (unbatched operands), so e.g. the first layer of all of them is one matmul.
   over_n = jax.vmap(run, in_axes=(None, 0, None, None, None, None, None, None))
@@ -327,14 +338,15 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
 
 
 def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
-                     x_test, y_test, members: Sequence[int] | None = None) -> dict:
+                     x_test, y_test, members: Sequence[int] | None = None,
+                     predictions: bool = False) -> dict:
   """The naive reference: each student trained alone by a jitted program, on exactly its n
   points (no padding, no mask). Same replicates, same data, same results as `train_grid` up to
   floating-point reduction order. Returns the same dict (compile time is inside run time)."""
   members, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   online = ns is None
   dtype = train.jnp_dtype
-  run = jax.jit(_student_program(student, train, online))
+  run = jax.jit(_student_program(student, train, online, predictions))
   n_list = [1] if online else list(ns)
   outputs = []
   t0 = time.perf_counter()
@@ -348,5 +360,6 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
       outputs.append(jax.block_until_ready(
           run(batch_key, jnp.int32(n), x_pool[:n], y_pool[:n], params, x_test, y_test, y_var)))
   t1 = time.perf_counter()
-  stacked = [np.asarray([o[i] for o in outputs]).reshape(len(seeds), len(n_list)) for i in range(5)]
+  stacked = [np.stack([o[i] for o in outputs]).reshape(len(seeds), len(n_list), *np.shape(outputs[0][i]))
+             for i in range(len(outputs[0]))]
   return _results(stacked, 0.0, t1 - t0)

@@ -232,5 +232,6 @@ def test_plan_partitions_cells_across_shards():
   assert len(set(all_keys)) == len(all_keys) == sum(len(p) for p in parts)
   assert set(sum(parts, [])) == set(all_keys)
   assert all(parts)
-  # 2 widths × 3 columns × 2 seeds students + 2 seeds × 2 members × 2 n ensemble cells
-  assert len(all_keys) == 12 + 8
+  # 2 widths × 3 columns × 2 seeds students + 2 seeds × 2 n ensemble cells (2 members each)
+  assert len(all_keys) == 12 + 4
+  assert {g.members for g in full.groups if g.kind == 'ensemble'} == {2}

@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
       batch_size=0, tol=1e-9, plateau_rtol=0.0, patience=4, check_every=500, online_batch=256,
       dtype='float32', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
-  c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=0))
+  c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=4))
   return c
 
 

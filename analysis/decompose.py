@@ -1,0 +1,188 @@
+r"""Splits a sweep's error into realizability, uncertainty and learning deficiency (DESIGN §2).
+
+  python -m analysis.decompose --workdir=runs/quick
+
+Writes DIR/decomposition.csv (one row per variant, width m and n) and DIR/decomposition.json,
+and prints a summary. Per row:
+  eps, eps_se          ε(m, n): mean test error over seeds, and its standard error
+  R                    realizability: 0 by the embedding certificate when the student contains
+                       the MLP teacher (same depth and activation, m >= teacher width), else the
+                       online estimate (an upper bound); R_online: best of the online restarts
+  U                    uncertainty: closed form (a) for linear teachers, linearized (b) for MLPs,
+                       averaged over the sweep's own training samples; U_ens: estimator (c)
+  D = eps − R − U      learning deficiency, with a 95% interval (never clipped: estimator noise
+                       can make it slightly negative); D_share = D / eps
+  optimization         the final normalized training error (D's optimization part);
+                       inductive_bias = D − optimization
+  n_star               the teacher's identifiability threshold (rank of its whitened Jacobian)
+  nyquist              the Nyquist learner's error (band-limited and random-feature teachers)
+"""
+
+import csv
+import json
+import math
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import scipy.stats
+from absl import app, flags
+
+from analysis import tables, uncertainty
+from experiments import results, study
+from teacher_student import data, engine, students, teachers
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A sweep workdir.')
+
+COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
+           'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'D', 'D_lo', 'D_hi', 'D_share', 'optimization',
+           'inductive_bias', 'n_star', 'nyquist')
+ZERO = 1e-10   # U below this (float64) counts as 0
+
+
+def _interval(se, count):
+  t = scipy.stats.t.ppf(0.975, max(count - 1, 1))
+  return t * se
+
+
+def teacher_quantities(variant, config, n_seeds: int, ns) -> dict:
+  """U(n) (mean and SE over the sweep's seeds), n* and the Nyquist learner's error, in float64.
+
+  The teacher, pools and test set are rebuilt exactly as the sweep drew them (same dtype, same
+  seeds), then cast to float64.
+  """
+  dtype = jnp.dtype(config.train.dtype)
+  teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
+  x_test, y_test = data.test_set(teacher, config.data.n_test, config.data.test_seed, dtype)
+  pools = [data.train_pool(teacher, s, max(ns), config.data.noise_std, dtype) for s in range(n_seeds)]
+  linear = variant.teacher.family in teachers.LINEAR_FAMILIES
+  with jax.enable_x64(True):
+    t64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), teacher)
+    x_test, y_test = jnp.asarray(x_test, jnp.float64), jnp.asarray(y_test, jnp.float64)
+    y_var = float(engine.output_variance(y_test))
+    estimate = uncertainty.closed_form if linear else uncertainty.linearized
+    u_sn = np.array([estimate(t64, jnp.asarray(x, jnp.float64), x_test, ns, y_var) for x, _ in pools])
+    # The rank of ψ over 4096 test points (n* can only exceed it for ReLU by a few points).
+    n_star = uncertainty.identifiability_threshold(t64, x_test[:4096])
+    nyq = None
+    if linear:
+      nyq = np.array([uncertainty.nyquist(t64, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64),
+                                          x_test, y_test, ns, y_var) for x, y in pools]).mean(0)
+  u_mean, u_se, _ = tables.mean_se(u_sn)
+  return {'U': u_mean, 'U_se': np.nan_to_num(u_se), 'U_source': 'closed_form' if linear else 'linearized',
+          'n_star': n_star, 'nyquist': nyq, 'teacher_width': variant.teacher.width if not linear else None}
+
+
+def _realizable(student_spec, teacher_spec) -> bool:
+  """The embedding certificate applies: an MLP student of the teacher's depth and activation
+  and at least its width."""
+  return (teacher_spec.family == 'mlp' and student_spec.family == 'mlp' and
+          student_spec.depth == teacher_spec.depth and student_spec.activation == teacher_spec.activation
+          and student_spec.width >= teacher_spec.width)
+
+
+def decompose_variant(records, variant, config) -> list[dict]:
+  g = tables.grid(records, variant=variant.label)
+  tr = tables.grid(records, variant=variant.label, field='train_error')
+  se_test = tables.grid(records, variant=variant.label, field='test_se')
+  finite = np.isfinite(g['ns'])
+  ns = g['ns'][finite].astype(int).tolist()
+  if not ns:
+    return []
+  tq = teacher_quantities(variant, config, len(g['replicates']), ns)
+  ens = tables.grid(records, kind='ensemble', variant=variant.label, field='ensemble_variance')
+  online = ~finite
+  rows = []
+  for i, m in enumerate(g['ms']):
+    spec = students.resolve(study._spec(students.StudentSpec, variant.config.students, width=int(m)), variant.teacher)
+    r_online = r_online_se = float('nan')
+    if online.any():
+      errs = g['values'][i][:, online][:, 0]
+      if np.isfinite(errs).any():
+        best = int(np.nanargmin(errs))
+        r_online, r_online_se = float(errs[best]), float(se_test['values'][i][best, online][0])
+    certified = _realizable(spec, variant.teacher)
+    r, r_se = (0.0, 0.0) if certified else (r_online, r_online_se)
+    for j, n in enumerate(ns):
+      col = list(g['ns']).index(n)
+      eps_mean, eps_se, count = tables.mean_se(g['values'][i][:, col])
+      opt, _, _ = tables.mean_se(tr['values'][i][:, col])
+      u, u_se = float(tq['U'][j]), float(tq['U_se'][j])
+      u_ens = u_ens_se = float('nan')
+      if len(ens['ns']) and n in ens['ns'].tolist():
+        u_ens, u_ens_se, _ = (float(v) for v in tables.mean_se(ens['values'][0][:, list(ens['ns']).index(n)]))
+      d = float(eps_mean) - r - u
+      d_half = _interval(math.sqrt(float(eps_se if np.isfinite(eps_se) else 0) ** 2 + r_se**2 + u_se**2), int(count))
+      rows.append({
+          'variant': json.dumps(variant.label, sort_keys=True), 'm': int(m), 'P': int(g['P'][i]), 'n': n,
+          'seeds': int(count), 'eps': float(eps_mean), 'eps_se': float(eps_se),
+          'R': r, 'R_source': 'certificate' if certified else 'online', 'R_online': r_online,
+          'R_online_se': r_online_se, 'U': u, 'U_source': tq['U_source'], 'U_se': u_se,
+          'U_ens': u_ens, 'U_ens_se': u_ens_se, 'D': d, 'D_lo': d - d_half, 'D_hi': d + d_half,
+          'D_share': d / float(eps_mean) if eps_mean > 0 else float('nan'),
+          'optimization': float(opt), 'inductive_bias': d - float(opt), 'n_star': tq['n_star'],
+          'nyquist': float(tq['nyquist'][j]) if tq['nyquist'] is not None else float('nan'),
+          'teacher_width': tq['teacher_width']})
+  return rows
+
+
+def decompose(workdir) -> list[dict]:
+  records = results.load(workdir)
+  if not any(r['kind'] == 'student' for r in records):
+    raise ValueError(f'{workdir} has no finished student cells yet')
+  config = ml_collections.ConfigDict(results.read_config(workdir)['config'])
+  plan = study.plan(config)
+  present = {json.dumps(v, sort_keys=True) for v in tables.variants(records)}
+  rows = []
+  for variant in plan.variants:
+    if json.dumps(variant.label, sort_keys=True) in present:
+      rows += decompose_variant(records, variant, config)
+  return rows
+
+
+def summary(rows) -> str:
+  lines = []
+  for variant in dict.fromkeys(r['variant'] for r in rows):
+    vr = [r for r in rows if r['variant'] == variant]
+    n_star = vr[0]['n_star']
+    lines.append(f'variant {variant}: n* = {n_star} (teacher Jacobian rank), U = {vr[0]["U_source"]}')
+    lines.append(f'  {"m":>4} {"n":>6} {"eps":>9} {"R":>9} {"U":>9} {"U_ens":>9} {"D":>9} {"D share":>8}')
+    for r in vr:
+      lines.append(f'  {r["m"]:>4} {r["n"]:>6} {r["eps"]:9.2e} {r["R"]:9.2e} {r["U"]:9.2e} {r["U_ens"]:9.2e} '
+                   f'{r["D"]:9.2e} {r["D_share"]:8.3f}' + ('  (R certified 0)' if r['R_source'] == 'certificate' and r['n'] == vr[0]['n'] else ''))
+    past = [r for r in vr if r['R_source'] == 'certificate' and r['n'] >= n_star]
+    if past:
+      lines.append(f'  realizable widths past n*: {len(past)} cells, U < {ZERO:g} in '
+                   f'{sum(r["U"] < ZERO for r in past)}, median D share {np.median([r["D_share"] for r in past]):.3f}, '
+                   f'min eps {min(r["eps"] for r in past):.2e}')
+  return '\n'.join(lines)
+
+
+def write(workdir, rows) -> None:
+  workdir = pathlib.Path(workdir)
+  with open(workdir / 'decomposition.csv', 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=list(COLUMNS) + ['teacher_width'])
+    w.writeheader()
+    w.writerows(rows)
+  (workdir / 'decomposition.json').write_text(json.dumps(rows, indent=1) + '\n')
+
+
+def main(argv):
+  del argv
+  from experiments import cli
+  if not _WORKDIR.value:
+    cli.fail('--workdir is required')
+  try:
+    rows = decompose(_WORKDIR.value)
+  except (OSError, ValueError, KeyError) as e:
+    cli.fail(cli.first_line(e))
+  write(_WORKDIR.value, rows)
+  print(summary(rows))
+  print(f'written to {pathlib.Path(_WORKDIR.value) / "decomposition.csv"}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,52 @@
+"""The decomposition command end to end on a tiny sweep (an MLP teacher of width 4, D = 4)."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from analysis import decompose
+from experiments import results, runner
+from test_sweep import ROOT, tiny_config
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  w = tmp_path_factory.mktemp('decompose')
+  runner.run(tiny_config(decomposition__ensemble_members=3, train__steps=600), w, progress=False)
+  return w
+
+
+def test_decompose_writes_the_table(workdir):
+  out = subprocess.run([sys.executable, '-m', 'analysis.decompose', f'--workdir={workdir}'], cwd=ROOT,
+                       capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr
+  rows = list(csv.DictReader(open(workdir / 'decomposition.csv')))
+  assert len(rows) == 4                                          # widths 2, 4 × n = 8, 32
+  assert set(decompose.COLUMNS) <= rows[0].keys()
+  for r in rows:
+    eps, big_r, u, d = (float(r[k]) for k in ('eps', 'R', 'U', 'D'))
+    assert d == pytest.approx(eps - big_r - u, rel=1e-12, abs=1e-15)
+    assert float(r['D_lo']) <= d <= float(r['D_hi'])
+    n_star = int(r['n_star'])
+    assert 0 < n_star <= 21                                      # P of the width-4 teacher
+    if int(r['m']) >= 4:
+      assert r['R_source'] == 'certificate' and big_r == 0.0
+    else:
+      assert r['R_source'] == 'online' and big_r > 0
+    if int(r['n']) >= n_star:
+      assert u < 1e-10
+    else:
+      assert u > 1e-6
+    assert float(r['U_ens']) > 0                                 # estimator (c) was run
+  assert 'n* =' in out.stdout
+
+
+def test_ensemble_cells_hold_the_members(workdir):
+  ens = [r for r in results.load(workdir) if r['kind'] == 'ensemble']
+  assert len(ens) == 2 * 2                                       # 2 seeds × 2 n
+  for r in ens:
+    assert r['members'] == 3 and len(r['member_test_errors']) == 3 and r['m'] == 4
+    assert r['ensemble_variance'] > 0
