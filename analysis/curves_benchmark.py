@@ -25,11 +25,6 @@ FILES = ('benchmark.vision.csv', 'benchmark.lang.csv')
 # Losses bounded by 1 (error rates, BIG-bench scores): M4's ε0 and the envelope's ε0 stay <= 1.
 BOUNDED_DOMAINS = ('IC', 'BB')
 
-_DATA_DIR = flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
-_OUT = flags.DEFINE_string('out', None, 'Where to write the JSON report.')
-_ESTIMATORS = flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
-
-
 def load(data_dir) -> dict:
   """{(domain, task, model): (x_fit, y_fit, x_test, y_test)}, each sorted by x, duplicates merged."""
   rows = collections.defaultdict(lambda: ({}, {}))
@@ -95,23 +90,27 @@ def table(report, names) -> str:
 def main(argv):
   del argv
   from experiments import cli
-  unknown = [n for n in _ESTIMATORS.value if n not in estimators.ESTIMATORS]
+  unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
   if unknown:
     cli.fail(f'unknown estimators {unknown}; choose from {", ".join(estimators.ESTIMATORS)}')
-  if not _OUT.value:
+  if not flags.FLAGS.out:
     cli.fail('--out is required')
   try:
-    curves = load(_DATA_DIR.value)
+    curves = load(flags.FLAGS.data_dir)
   except (OSError, ValueError, KeyError) as e:
     cli.fail(cli.first_line(e))
   t0 = time.perf_counter()
-  report = score(curves, _ESTIMATORS.value)
+  report = score(curves, flags.FLAGS.estimators)
   report['seconds'] = time.perf_counter() - t0
   report['baselines'] = list(estimators.BASELINES)
-  pathlib.Path(_OUT.value).write_text(json.dumps(report, indent=1) + '\n')
-  print(table(report, _ESTIMATORS.value))
-  print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {_OUT.value}', file=sys.stderr)
+  pathlib.Path(flags.FLAGS.out).write_text(json.dumps(report, indent=1) + '\n')
+  print(table(report, flags.FLAGS.estimators))
+  print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {flags.FLAGS.out}', file=sys.stderr)
 
 
 if __name__ == '__main__':
+  # Flags belong to the entry point: the module is also imported by others.
+  flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
+  flags.DEFINE_string('out', None, 'Where to write the JSON report.')
+  flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
   app.run(main)

@@ -35,7 +35,6 @@ from analysis import tables, uncertainty
 from experiments import results, study
 from teacher_student import data, engine, students, teachers
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A sweep workdir.')
 
 COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
            'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'D', 'D_lo', 'D_hi', 'D_share', 'optimization',
@@ -52,28 +51,41 @@ def teacher_quantities(variant, config, n_seeds: int, ns) -> dict:
   """U(n) (mean and SE over the sweep's seeds), n* and the Nyquist learner's error, in float64.
 
   The teacher, pools and test set are rebuilt exactly as the sweep drew them (same dtype, same
-  seeds), then cast to float64.
+  seeds), then cast to float64; labels are recomputed in float64 from those inputs and teacher
+  parameters, so the ideal learners see f* itself, not its float32 rounding (which would put a
+  floor of ~1e-14 under the Nyquist learner, and amplify it at n = B where its system is square).
+  Label noise, if the study has any, is added again in float64.
   """
   dtype = jnp.dtype(config.train.dtype)
   teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
   x_test, y_test = data.test_set(teacher, config.data.n_test, config.data.test_seed, dtype)
-  pools = [data.train_pool(teacher, s, max(ns), config.data.noise_std, dtype) for s in range(n_seeds)]
+  x_pools = [data.train_pool(teacher, s, max(ns), 0.0, dtype)[0] for s in range(n_seeds)]
   linear = variant.teacher.family in teachers.LINEAR_FAMILIES
   with jax.enable_x64(True):
     t64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), teacher)
-    x_test, y_test = jnp.asarray(x_test, jnp.float64), jnp.asarray(y_test, jnp.float64)
+    x_test = jnp.asarray(x_test, jnp.float64)
+    y_test = t64(x_test)
     y_var = float(engine.output_variance(y_test))
     estimate = uncertainty.closed_form if linear else uncertainty.linearized
-    u_sn = np.array([estimate(t64, jnp.asarray(x, jnp.float64), x_test, ns, y_var) for x, _ in pools])
+    x_pools = [jnp.asarray(x, jnp.float64) for x in x_pools]
+    u_sn = np.array([estimate(t64, x, x_test, ns, y_var) for x in x_pools])
     # The rank of ψ over 4096 test points (n* can only exceed it for ReLU by a few points).
     n_star = uncertainty.identifiability_threshold(t64, x_test[:4096])
     nyq = None
     if linear:
-      nyq = np.array([uncertainty.nyquist(t64, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64),
-                                          x_test, y_test, ns, y_var) for x, y in pools]).mean(0)
+      nyq = np.array([uncertainty.nyquist(t64, x, _labels(t64, x, s, config.data.noise_std), x_test, y_test, ns, y_var)
+                      for s, x in enumerate(x_pools)]).mean(0)
   u_mean, u_se, _ = tables.mean_se(u_sn)
   return {'U': u_mean, 'U_se': np.nan_to_num(u_se), 'U_source': 'closed_form' if linear else 'linearized',
           'n_star': n_star, 'nyquist': nyq, 'teacher_width': variant.teacher.width if not linear else None}
+
+
+def _labels(teacher, x_nd, seed, noise_std):
+  """f*(x) (+ the study's label noise, redrawn from the seed's noise stream) in x's dtype."""
+  y = teacher(x_nd)
+  if noise_std:
+    y = y + noise_std * jax.random.normal(data.stream_key(seed, data.NOISE), y.shape, y.dtype)
+  return y
 
 
 def _realizable(student_spec, teacher_spec) -> bool:
@@ -173,16 +185,18 @@ def write(workdir, rows) -> None:
 def main(argv):
   del argv
   from experiments import cli
-  if not _WORKDIR.value:
+  if not flags.FLAGS.workdir:
     cli.fail('--workdir is required')
   try:
-    rows = decompose(_WORKDIR.value)
+    rows = decompose(flags.FLAGS.workdir)
   except (OSError, ValueError, KeyError) as e:
     cli.fail(cli.first_line(e))
-  write(_WORKDIR.value, rows)
+  write(flags.FLAGS.workdir, rows)
   print(summary(rows))
-  print(f'written to {pathlib.Path(_WORKDIR.value) / "decomposition.csv"}', file=sys.stderr)
+  print(f'written to {pathlib.Path(flags.FLAGS.workdir) / "decomposition.csv"}', file=sys.stderr)
 
 
 if __name__ == '__main__':
+  # Flags belong to the entry point: the module is also imported by others.
+  flags.DEFINE_string('workdir', None, 'A sweep workdir.')
   app.run(main)

@@ -19,9 +19,6 @@ from absl import app, flags
 from analysis import joint, powerlaw, regions, tables
 from experiments import results
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A sweep workdir.')
-_N_BOOT = flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
-
 
 def _curve(x, y_sx, n_boot):
   b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot)
@@ -102,17 +99,20 @@ def summary(fits) -> str:
 def main(argv):
   del argv
   from experiments import cli
-  if not _WORKDIR.value:
+  if not flags.FLAGS.workdir:
     cli.fail('--workdir is required')
   try:
-    fits = analyze(_WORKDIR.value, _N_BOOT.value)
+    fits = analyze(flags.FLAGS.workdir, flags.FLAGS.n_boot)
   except (OSError, ValueError, KeyError) as e:
     cli.fail(cli.first_line(e))
-  path = pathlib.Path(_WORKDIR.value) / 'fits.json'
+  path = pathlib.Path(flags.FLAGS.workdir) / 'fits.json'
   path.write_text(json.dumps(fits, indent=1, allow_nan=True) + '\n')
   print(summary(fits))
   print(f'written to {path}', file=sys.stderr)
 
 
 if __name__ == '__main__':
+  # Flags belong to the entry point: the module is also imported by others.
+  flags.DEFINE_string('workdir', None, 'A sweep workdir.')
+  flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
   app.run(main)

@@ -12,11 +12,13 @@ def _n(record) -> float:
   return ONLINE if record['n'] is None else float(record['n'])
 
 
-def variants(records) -> list[dict]:
-  """The distinct ablation levels, in first-seen order ({} without an ablation)."""
+def variants(records, kind='student') -> list[dict]:
+  """The distinct variants (ablation levels) of `kind` cells, in first-seen order ({} without
+  an ablation)."""
   seen = {}
   for r in records:
-    seen.setdefault(json.dumps(r['variant'], sort_keys=True), r['variant'])
+    if r['kind'] == kind:
+      seen.setdefault(json.dumps(r['variant'], sort_keys=True), r['variant'])
   return list(seen.values())
 
 

@@ -4,7 +4,8 @@ A cell is (kind, variant, width m, n, seed, member):
   kind     'student' — the study's students; 'ensemble' — K students of the teacher's own
            architecture started from independent prior draws and trained on the same sample
            (the uncertainty estimator (c) of DESIGN §2): one cell per (n, seed), its K members
-           (member 0..K-1) trained together;
+           (member 0..K-1) trained together; 'nyquist' — MLP students of a band-limited
+           companion teacher (config.nyquist), the trained learners of figure 6;
   variant  the value of the ablation knob ({} without an ablation); each variant has its teacher;
   n        a sample count, or None for the online column (n = ∞);
   seed     the replicate's data seed; member: its initialization within an ensemble (0 otherwise).
@@ -22,8 +23,9 @@ from teacher_student import engine, inputs, students, teachers
 
 # Fields that only size the grid: growing them adds cells, it does not change what a cell means.
 GRID_FIELDS = ('students.widths', 'data.ns', 'data.online', 'seeds', 'ablation.levels',
-               'decomposition.ensemble_members')
-KINDS = ('student', 'ensemble')
+               'decomposition.ensemble_members', 'nyquist.widths')
+KINDS = ('student', 'ensemble', 'nyquist')
+NYQUIST_LABEL = {'companion': 'nyquist'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +172,18 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
       s_spec = students.resolve(students.StudentSpec(
           'mlp', width=t_spec.width, depth=t_spec.depth, activation=t_spec.activation, init='prior'), t_spec)
       units += [('ensemble', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
+
+  if config.nyquist.cutoff:
+    v = len(variants)
+    t_spec = teachers.TeacherSpec('bandlimited', cutoff=config.nyquist.cutoff, seed=config.teacher.seed,
+                                  n_normalize=config.teacher.n_normalize)
+    i_spec = inputs.InputSpec('cube', config.nyquist.dim)
+    teachers.check(t_spec, i_spec)
+    tr_spec = train_spec(config)
+    variants.append(Variant(tuple(NYQUIST_LABEL.items()), t_spec, i_spec, tr_spec, config))
+    for m in _positive_ints(config.nyquist.widths, 'nyquist.widths'):
+      s_spec = students.resolve(_spec(students.StudentSpec, config.students, width=m), t_spec)
+      units += [('nyquist', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
 
   mine = units[index::count]
   groups = {}

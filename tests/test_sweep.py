@@ -19,7 +19,8 @@ from experiments.configs import base
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QUICK = 'experiments/configs/quick.py'
 TINY = {'students.widths': '2,4', 'data.ns': '8,32', 'seeds': 2, 'train.steps': 300,
-        'train.check_every': 100, 'data.n_test': 512, 'teacher.n_normalize': 4096}
+        'train.check_every': 100, 'data.n_test': 512, 'teacher.n_normalize': 4096,
+        'decomposition.ensemble_members': 0, 'nyquist.cutoff': 0}
 
 
 def tiny_config(**changes):
@@ -27,6 +28,7 @@ def tiny_config(**changes):
   c.students.widths, c.data.ns, c.seeds = (2, 4), (8, 32), 2
   c.train.steps, c.train.check_every = 300, 100
   c.data.n_test, c.teacher.n_normalize = 512, 4096
+  c.decomposition.ensemble_members, c.nyquist.cutoff = 0, 0
   for field, value in changes.items():
     section, leaf = field.split('__')
     c[section][leaf] = value

@@ -7,6 +7,8 @@ Field groups (each maps onto one spec of `teacher_student`):
   seeds       number of replicate seeds (0 .. seeds-1): data, initialization, mini-batches
   ablation.*  an optional knob (a dotted config field) swept over levels, one teacher per level
   decomposition.*  the extra runs the error decomposition needs (analysis.decompose)
+  nyquist.*   a band-limited companion teacher (cutoff K on the cube [-1, 1]^dim; cutoff 0 = off)
+              whose MLP students figure 6 sets beside the Nyquist learner
 """
 
 import ml_collections
@@ -33,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
       dtype='float32', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
   c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=4))
+  c.nyquist = ml_collections.ConfigDict(dict(cutoff=4, dim=2, widths=(8, 32)))
   return c
 
 
@@ -47,6 +50,7 @@ def thesis() -> ml_collections.ConfigDict:
   c.seeds = 8
   c.train.update(steps=50_000, check_every=1000, tol=1e-10)
   c.decomposition.ensemble_members = 8
+  c.nyquist.update(cutoff=8, widths=(16, 64, 256, 1024))
   return c
 
 
@@ -60,6 +64,7 @@ def ablation(knob: str, levels: tuple, size: str = 'quick', **changes) -> ml_col
     raise ValueError(f'ablation size must be quick or full, got {size!r}')
   c = get_config() if size == 'quick' else thesis()
   c.name = f'ablation_{knob.replace(".", "_")}_{size}'
+  c.nyquist.cutoff = 0           # the Nyquist companion belongs to the main studies
   if size == 'quick':
     c.students.widths = (2, 4, 8, 16, 32)
     c.data.ns = (32, 128, 512, 2048)

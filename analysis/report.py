@@ -1,0 +1,232 @@
+r"""Regenerates the figure set and DIR/report.md from a sweep workdir (DESIGN §5).
+
+  python -m analysis.report --workdir=runs/quick
+
+Runs the fits (fits.json) and the decomposition (decomposition.csv), draws every figure the
+workdir supports into DIR/figures/ (PNG + CSV each), and writes report.md with the fit table,
+the decomposition table, the regions and the run's provenance. Figures it cannot draw are
+listed with the reason.
+"""
+
+import datetime
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+from absl import app, flags
+
+from analysis import ablation, decompose, figures, fit, tables
+from experiments import results, study
+from teacher_student import teachers
+
+
+def code_version() -> str:
+  root = pathlib.Path(__file__).resolve().parents[1]
+  try:
+    rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                           capture_output=True, text=True).stdout.strip()
+    return rev + (' (with uncommitted changes)' if dirty else '')
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown (not a git checkout)'
+
+
+def provenance(workdir, records, cfg) -> dict:
+  groups = {}
+  for r in records:
+    groups[(r['kind'], json.dumps(r['variant'], sort_keys=True), r['m'], r['finished_at'], r['group_seconds'])] = r
+  times = sorted(r['finished_at'] for r in records)
+  return {
+      'workdir': str(workdir), 'preset': cfg['config'].get('name', ''), 'config hash': cfg['hash'],
+      'code version': code_version(), 'devices': ', '.join(sorted({r['device'] for r in records})),
+      'cells': len(records),
+      'status': '; '.join(f'{kind}: ' + ', '.join(f'{k} {v}' for k, v in sorted(tables.status_counts(records, kind).items()))
+                          for kind in study.KINDS if any(r['kind'] == kind for r in records)),
+      'training wall time (s)': f'{sum(r["group_seconds"] for r in groups.values()):.1f}',
+      'of which compilation (s)': f'{sum(r["group_compile_seconds"] for r in groups.values()):.1f}',
+      'first / last cell finished': f'{times[0]} / {times[-1]}',
+      'report written': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+  }
+
+
+def nyquist_companion(records, config):
+  """Figure 6's numbers: the companion's trained students, the Nyquist learner and U(n)."""
+  if not any(r['kind'] == 'nyquist' for r in records):
+    return None
+  variant = next(v for v in study.plan(config).variants if v.label == study.NYQUIST_LABEL)
+  g = tables.grid(records, kind='nyquist', variant=variant.label)
+  ns = g['ns'].astype(int).tolist()
+  basis = teachers.num_basis(variant.teacher, variant.inputs.dim)
+  # The closed-form learners are also evaluated at n = B − 1 and B, which the grid may skip.
+  ns_exact = sorted(set(ns) | {basis - 1, basis})
+  tq = decompose.teacher_quantities(variant, config, len(g['replicates']), ns_exact)
+  students = {}
+  for i, m in enumerate(g['ms']):
+    mean, se, _ = tables.mean_se(g['values'][i])
+    students[str(int(m))] = (mean.tolist(), se.tolist())
+  return {'ns': ns, 'ns_exact': ns_exact, 'B': basis, 'K': variant.teacher.cutoff, 'd': variant.inputs.dim,
+          'nyquist': tq['nyquist'].tolist(), 'U': tq['U'].tolist(), 'students': students}
+
+
+def _fmt(v, digits=3):
+  if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    return '–'
+  return f'{v:.{digits}g}'
+
+
+def _table(header, rows):
+  out = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  out += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(out)
+
+
+def _fit_tables(fv) -> list[str]:
+  out = ['**Learning curves** ε(n) = a n^(−α) + c (95% intervals: bootstrap over seeds, t-corrected) '
+         'and their regions (Hestness et al. 2017: small-data below n_small, irreducible from n_irreducible):', '']
+  rows = []
+  for m, c in fv['learning_curves'].items():
+    lo_hi = c['interval'].get('alpha')
+    r = c['regions']
+    rows.append([m, f'{c["P"]:.0f}', _fmt(c['fit']['alpha']) + (f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else ''),
+                 _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log']), _fmt(r['n_small']),
+                 _fmt(r['n_irreducible']), len(r['power_law'])])
+  out += [_table(['m', 'P(m)', 'α [95% CI]', 'a', 'c', 'rms log residual', 'n_small', 'n_irreducible',
+                  'points in power-law region'], rows), '']
+  out += ['**Width curves** ε(m) = b m^(−β) + c:', '']
+  rows = []
+  for n, c in fv['width_curves'].items():
+    lo_hi = c['interval'].get('alpha')
+    rows.append([n, _fmt(c['fit']['alpha']) + (f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else ''),
+                 _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log'])])
+  out += [_table(['n', 'β [95% CI]', 'b', 'c', 'rms log residual'], rows), '']
+  j = fv['joint']
+  p = j['in_sample']['params']
+  out += ['**Joint law** ε̂ = ε0 |ε̃/(ε̃ − iη)|, ε̃ = a n^(−α) + b m^(−β) + c∞ (gauge η = 1, ε0 = 1), fitted on '
+          f'δ = (ε̂ − ε)/ε over {j["in_sample"]["cells"]} cells: a = {_fmt(p["a"])}, α = {_fmt(p["alpha"])}, '
+          f'b = {_fmt(p["b"])}, β = {_fmt(p["beta"])}, c∞ = {_fmt(p["c_inf"])}.', '',
+          _table(['fit quality', 'μ (mean δ)', 'σ (std δ)'], [
+              ['in-sample', f'{j["in_sample"]["mu"]:+.3f}', f'{j["in_sample"]["sigma"]:.3f}'],
+              ['in-sample, log-objective fit', f'{j["in_sample_log_objective"]["mu"]:+.3f}',
+               f'{j["in_sample_log_objective"]["sigma"]:.3f}'],
+              ['5-fold cross-validation', f'{j["cross_validation"]["mu"]:+.3f}', f'{j["cross_validation"]["sigma"]:.3f}'],
+              [f'extrapolation from m ≤ {j["extrapolation"]["m_max"]:.0f}, n ≤ {j["extrapolation"]["n_max"]:.0f} '
+               f'({j["extrapolation"]["test_cells"]} held-out cells)', f'{j["extrapolation"]["mu"]:+.3f}',
+               f'{j["extrapolation"]["sigma"]:.3f}']]), '']
+  return out
+
+
+def _decomposition_section(rows) -> list[str]:
+  if not rows:
+    return ['No decomposition (no student cells).', '']
+  n_star = rows[0]['n_star']
+  out = [f'Teacher identifiability threshold n* = {n_star} (rank of the whitened teacher Jacobian); '
+         f'U by the {rows[0]["U_source"].replace("_", " ")} estimator, U_ens by the ensemble estimator (c); '
+         'R = 0 where the embedding certificate applies, else the best online restart. '
+         'D = ε − R − U with a 95% interval.', '']
+  table = [[r['m'], r['n'], _fmt(r['eps']), _fmt(r['R']), _fmt(r['U']), _fmt(r['U_ens']),
+            f'{_fmt(r["D"])} [{_fmt(r["D_lo"])}, {_fmt(r["D_hi"])}]', f'{r["D_share"]:.3f}',
+            _fmt(r['optimization'])] for r in rows]
+  out += [_table(['m', 'n', 'ε', 'R', 'U', 'U_ens', 'D [95% CI]', 'D / ε', 'train error'], table), '']
+  past = [r for r in rows if r['R_source'] == 'certificate' and r['n'] >= n_star]
+  if past:
+    zero_u = sum(r['U'] < decompose.ZERO for r in past)
+    out += [f'**Past n\\* at realizable widths** ({len(past)} cells): R = 0 (certificate), U < '
+            f'{decompose.ZERO:g} in {zero_u} of them, yet ε ranges from {min(r["eps"] for r in past):.2e} to '
+            f'{max(r["eps"] for r in past):.2e}: the median share of the error that is learning deficiency is '
+            f'{np.median([r["D_share"] for r in past]):.3f}.', '']
+  return out
+
+
+def build(workdir, n_boot=200) -> dict:
+  workdir = pathlib.Path(workdir)
+  records = results.load(workdir)
+  if not records:
+    raise ValueError(f'{workdir} has no finished cells yet')
+  cfg = results.read_config(workdir)
+  config = ml_collections.ConfigDict(cfg['config'])
+  fig_dir = workdir / 'figures'
+  fits = fit.analyze(workdir, n_boot)
+  (workdir / 'fits.json').write_text(json.dumps(fits, indent=1) + '\n')
+  rows = decompose.decompose(workdir)
+  decompose.write(workdir, rows)
+  base = fits['variants'][0]
+  t_width = config.teacher.width if config.teacher.family == 'mlp' else None
+  g = tables.grid(records, variant=base['variant'])
+  base_rows = [r for r in rows if r['variant'] == json.dumps(base['variant'], sort_keys=True)]
+  companion = nyquist_companion(records, config)
+  drawn, missing = [], []
+  jobs = [
+      ('1', lambda: figures.learning_curves(base, fig_dir, t_width)),
+      ('2', lambda: figures.width_curves(base, fig_dir, t_width)),
+      ('3', lambda: figures.joint_fit(base, fit.joint_cells(g), fig_dir)),
+      ('4', lambda: figures.decomposition(base_rows, fig_dir)),
+      ('5', lambda: figures.exponents(ablation.exponents(fits), config.ablation.knob, fig_dir)),
+      ('6', lambda: figures.nyquist(companion, fig_dir)),
+  ]
+  for number, draw in jobs:
+    try:
+      png, path_csv, caption = draw()
+      drawn.append((number, png, path_csv, caption))
+    except figures.CannotDraw as e:
+      missing.append((number, str(e)))
+  return {'workdir': workdir, 'records': records, 'cfg': cfg, 'fits': fits, 'rows': rows,
+          'drawn': drawn, 'missing': missing, 'companion': companion}
+
+
+def markdown(b) -> str:
+  workdir, cfg = b['workdir'], b['cfg']
+  lines = [f'# Teacher–student scaling study: {cfg["config"].get("name") or workdir.name}', '',
+           '## Provenance', '', _table(['', ''], list(provenance(workdir, b['records'], cfg).items())), '']
+  lines += ['## Figures', '']
+  for number, png, path_csv, caption in b['drawn']:
+    lines += [f'### Figure {number}', '', f'![figure {number}](figures/{png.name})', '',
+              f'{caption} Numbers: [`figures/{path_csv.name}`](figures/{path_csv.name}).', '']
+  if b['missing']:
+    lines += ['**Not drawn:**', ''] + [f'- Figure {n}: {why}.' for n, why in b['missing']] + ['']
+  for v in b['fits']['variants']:
+    label = json.dumps(v['variant'], sort_keys=True)
+    lines += [f'## Fits — variant {v["variant"] or "(base)"}', ''] + _fit_tables(v)
+    lines += [f'## Decomposition — variant {v["variant"] or "(base)"}', '']
+    lines += _decomposition_section([r for r in b['rows'] if r['variant'] == label])
+  c = b['companion']
+  if c:
+    lines += [f'## Nyquist companion (band-limited teacher, K = {c["K"]}, d = {c["d"]}, B = {c["B"]})', '']
+    rows = []
+    for j, n in enumerate(c['ns_exact']):
+      cells = [n, _fmt(c['nyquist'][j]), _fmt(c['U'][j])]
+      for m, (mean, se) in sorted(c['students'].items(), key=lambda kv: int(kv[0])):
+        cells.append(f'{_fmt(mean[c["ns"].index(n)])} ± {_fmt(se[c["ns"].index(n)], 2)}' if n in c['ns'] else '–')
+      rows.append(cells)
+    lines += [_table(['n', 'Nyquist learner', 'U(n)'] + [f'MLP m={m}' for m in sorted(c['students'], key=int)], rows), '']
+  lines += ['## Config', '', '```json', json.dumps(cfg['config'], indent=1, sort_keys=True), '```', '']
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  from experiments import cli
+  if not flags.FLAGS.workdir:
+    cli.fail('--workdir is required')
+  try:
+    b = build(flags.FLAGS.workdir, flags.FLAGS.n_boot)
+  except (OSError, ValueError, KeyError) as e:
+    cli.fail(cli.first_line(e))
+  path = b['workdir'] / 'report.md'
+  path.write_text(markdown(b))
+  for number, png, _, _ in b['drawn']:
+    print(f'figure {number}: {png}')
+  for number, why in b['missing']:
+    print(f'figure {number}: not drawn ({why})')
+  print(f'report: {path}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  # Flags belong to the entry point: the module is also imported by others.
+  flags.DEFINE_string('workdir', None, 'A sweep workdir.')
+  flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
+  app.run(main)

@@ -1,0 +1,111 @@
+"""The report renders every figure from a small synthetic workdir; the CSVs hold the numbers."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments import results, study
+from test_sweep import ROOT, tiny_config
+
+LAW = lambda m, n, seed: (0.5 * n ** -0.8 + 0.2 * m ** -1.0 + 1e-4) * (1 + 0.05 * (seed - 0.5))
+
+
+def synthetic_workdir(path):
+  """Every cell of a tiny ablation study (teacher depth 1, 2), with errors from LAW, no training."""
+  config = tiny_config(ablation__knob='teacher.depth', ablation__levels=(1, 2), students__widths=(2, 4, 8),
+                       data__ns=(8, 32, 128), decomposition__ensemble_members=2, nyquist__cutoff=1,
+                       nyquist__dim=2, nyquist__widths=(4,))
+  plan = study.plan(config)
+  recs = []
+  for g in plan.groups:
+    for seed, member in g.replicates:
+      for n in g.ns or (None,):
+        eps = LAW(g.width, float('inf') if n is None else n, seed)
+        recs.append({'config_hash': plan.config_hash, 'kind': g.kind, 'variant': plan.variants[g.variant].label,
+                     'teacher': {}, 'm': g.width, 'n': n, 'seed': seed, 'member': member, 'P': 6 * g.width + 1,
+                     'steps': 100, 'stop': 'budget', 'status': 'not_converged', 'train_error': eps / 10,
+                     'test_error': eps, 'test_se': eps / 100, 'learning_rate': 0.01, 'retries': 0,
+                     'wall_seconds': 0.1, 'group_seconds': 1.0, 'group_compile_seconds': 0.5, 'group_cells': 4,
+                     'device': 'cpu:synthetic', 'shard': [0, 1], 'finished_at': '2026-01-01T00:00:00+00:00',
+                     **({'ensemble_variance': eps / 2, 'members': 2} if g.kind == 'ensemble' else {})})
+  with results.Writer(path, config) as w:
+    w.write(recs)
+  return recs
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('synthetic')
+  recs = synthetic_workdir(workdir)
+  out = subprocess.run([sys.executable, '-m', 'analysis.report', f'--workdir={workdir}', '--n_boot=20'],
+                       cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return workdir, recs
+
+
+def _csv(workdir, name):
+  return list(csv.DictReader(open(workdir / 'figures' / f'{name}.csv')))
+
+
+def _mean(recs, **where):
+  return np.mean([r['test_error'] for r in recs if all(r[k] == v for k, v in where.items())])
+
+
+def test_every_figure_is_drawn(report):
+  workdir, _ = report
+  names = ['fig1_learning_curves', 'fig2_width_curves', 'fig3_joint_fit', 'fig4_decomposition',
+           'fig5_exponents', 'fig6_nyquist']
+  for name in names:
+    png = workdir / 'figures' / f'{name}.png'
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert _csv(workdir, name)
+  text = (workdir / 'report.md').read_text()
+  assert all(f'figures/{n}.png' in text for n in names) and 'Not drawn' not in text
+  assert 'config hash' in text and 'Decomposition' in text and 'n_irreducible' in text
+
+
+def test_learning_and_width_curve_csvs_hold_the_seed_means(report):
+  workdir, recs = report
+  base = {'teacher.depth': 1}
+  for row in _csv(workdir, 'fig1_learning_curves'):
+    n = None if row['n'] == 'inf' else int(float(row['n']))
+    want = _mean(recs, kind='student', variant=base, m=int(row['m']), n=n)
+    assert float(row['eps_mean']) == pytest.approx(want, rel=1e-12)
+  rows = _csv(workdir, 'fig2_width_curves')
+  assert len(rows) == 3 * 4          # 3 widths × (3 n + online)
+  for row in rows:
+    n = None if row['n'] == 'online' else int(row['n'])
+    assert float(row['eps_mean']) == pytest.approx(_mean(recs, kind='student', variant=base, m=int(float(row['m'])), n=n))
+
+
+def test_joint_decomposition_exponent_and_nyquist_csvs(report):
+  workdir, recs = report
+  joint = _csv(workdir, 'fig3_joint_fit')
+  assert len(joint) == 3 * 4 and sum(r['in_corner'] == 'True' for r in joint) > 0
+  for row in _csv(workdir, 'fig4_decomposition'):
+    assert float(row['D']) == pytest.approx(float(row['eps']) - float(row['R']) - float(row['U']), abs=1e-12)
+  levels = _csv(workdir, 'fig5_exponents')
+  assert [int(r['level']) for r in levels] == [1, 2]
+  fits = json.loads((workdir / 'fits.json').read_text())
+  assert float(levels[0]['alpha']) == pytest.approx(fits['variants'][0]['learning_curves']['8']['fit']['alpha'])
+  nyq = _csv(workdir, 'fig6_nyquist')
+  exact = {int(float(r['n'])): float(r['eps']) for r in nyq if r['learner'] == 'nyquist'}
+  assert exact[8] < 1e-10 and exact[7] > 1e-6                   # B = (2·1+1)² − 1 = 8
+  students = [r for r in nyq if r['learner'] == 'mlp_m4']
+  assert [float(r['eps']) for r in students] == pytest.approx(
+      [_mean(recs, kind='nyquist', m=4, n=n) for n in (8, 32, 128)])
+
+
+def test_report_says_what_it_cannot_draw(tmp_path):
+  from experiments import runner
+  runner.run(tiny_config(data__online=False), tmp_path, progress=False)
+  out = subprocess.run([sys.executable, '-m', 'analysis.report', f'--workdir={tmp_path}', '--n_boot=20'],
+                       cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  text = (tmp_path / 'report.md').read_text()
+  assert 'Figure 5: needs an ablation' in text and 'Figure 6: no band-limited companion' in text
+  assert (tmp_path / 'figures' / 'fig1_learning_curves.png').exists()
