@@ -30,7 +30,7 @@ def device_label() -> str:
 
 def _todo(plan, group, done):
   """The replicates and n's of `group` that have a missing cell (a rectangle covering them)."""
-  ns = group.ns or (None,)
+  ns = group.ns
   missing = [(n, r) for r in group.replicates for n in ns if plan.cell_key(group, n, r) not in done]
   reps = tuple(r for r in group.replicates if any(mr == r for _, mr in missing))
   todo_ns = tuple(n for n in ns if any(mn == n for mn, _ in missing))
@@ -43,8 +43,7 @@ def _train(student, group, reps, ns, x_test, y_test, config, devices):
   An ensemble cell's K members are rows of their own: replicate (seed, 0) becomes K rows
   (seed, 0..K-1), and the test predictions come back too.
   """
-  kw = dict(ns=None if ns == (None,) else list(ns), x_test=x_test, y_test=y_test, devices=devices,
-            predictions=group.kind == 'ensemble')
+  kw = dict(ns=list(ns), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
   reps = [(s, j) for s, _ in reps for j in range(group.members)]
   train = group.train
   out = engine.train_grid(student, train, seeds=[s for s, _ in reps], members=[m for _, m in reps], **kw)

@@ -8,6 +8,10 @@ Each task runs `runner.run` on its shard (its own results file); rerunning resum
 the launcher is tested on a machine without Slurm.
 """
 
+from experiments import host
+
+host.use_all_cpu_cores()  # before JAX is imported
+
 import json
 import sys
 

@@ -7,7 +7,7 @@ A cell is (kind, variant, width m, n, seed, member):
            (member 0..K-1) trained together; 'nyquist' — MLP students of a band-limited
            companion teacher (config.nyquist), the trained learners of figure 6;
   variant  the value of the ablation knob ({} without an ablation); each variant has its teacher;
-  n        a sample count, or None for the online column (n = ∞);
+  n        a sample count, or None for the online column (n = ∞, trained with the grid's n's);
   seed     the replicate's data seed; member: its initialization within an ensemble (0 otherwise).
 Cells of one (kind, variant, width) form a group: one compiled program trains them together.
 """
@@ -49,7 +49,7 @@ class Group:
   variant: int
   student: students.StudentSpec
   train: engine.TrainSpec
-  ns: tuple | None       # None: the online column
+  ns: tuple              # sample counts; None is the online column
   replicates: tuple      # ((seed, member), ...): the cells' replicates
   members: int = 1       # students trained per replicate (ensemble members, as members 0..K-1)
 
@@ -134,8 +134,8 @@ def _variant_configs(config):
 def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> Plan:
   """Validates `config` and lists the groups; only the groups of `shard` = (index, count).
 
-  Units (kind, variant, width, n-column, replicate) are dealt round-robin to shards, so every
-  shard gets a similar mix of widths. Raises ValueError with one line on any bad field. No compute.
+  Units (kind, variant, width, replicate) are dealt round-robin to shards, so every shard gets a
+  similar mix of widths. Raises ValueError with one line on any bad field. No compute.
   """
   index, count = shard
   if not 0 <= index < count:
@@ -162,9 +162,8 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
     variants.append(Variant(knob, t_spec, i_spec, tr_spec, c))
     for m in widths:
       s_spec = students.resolve(_spec(students.StudentSpec, c.students, width=m), t_spec)
-      units += [('student', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
-      if config.data.online:
-        units += [('student', v, s_spec, tr_spec, None, (seed, 0)) for seed in range(n_seeds)]
+      columns = ns + ((None,) if config.data.online else ())
+      units += [('student', v, s_spec, tr_spec, columns, (seed, 0)) for seed in range(n_seeds)]
     if members:
       if t_spec.family != 'mlp':
         raise ValueError('decomposition.ensemble_members needs an mlp teacher '

@@ -9,6 +9,10 @@ its share of cells into its own results file. --shard_index/--num_shards do the 
 (experiments.slurm uses them).
 """
 
+from experiments import host
+
+host.use_all_cpu_cores()  # before JAX is imported
+
 import json
 import sys
 

@@ -17,10 +17,12 @@ Errors are normalized by Var f* (DESIGN §2), measured on the test set.
 """
 
 import dataclasses
+import functools
 import time
 from typing import Sequence
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -152,8 +154,12 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
       return x_nd[idx], y_nk[idx], jnp.full((train.batch_size,), 1.0 / train.batch_size, dtype)
     return x_nd, y_nk, (jnp.arange(x_nd.shape[0]) < n).astype(dtype) / n
 
+  # The parameters travel as one flat vector: the optimizer update and the freeze-select are
+  # one fused operation each instead of one per layer (less to compile, fewer kernels a step).
+  flat0, unravel = jax.flatten_util.ravel_pytree(params)
+
   def loss_fn(p, x, y, w):
-    r_nk = student.apply(p, x) - y
+    r_nk = student.apply(unravel(p), x) - y
     return jnp.sum(w * jnp.mean(r_nk**2, axis=-1)) / y_var
 
   def step(state, _):
@@ -184,10 +190,10 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     return (p, opt_state, t, reason, best), ref, bad
 
   inf = jnp.asarray(jnp.inf, dtype)
-  state = (params, opt.init(params), jnp.int32(0), jnp.int32(RUNNING), inf)
+  state = (flat0, opt.init(flat0), jnp.int32(0), jnp.int32(RUNNING), inf)
   state, _, _ = jax.lax.while_loop(lambda c: c[0][3] == RUNNING, chunk, (state, inf, jnp.int32(0)))
-  params, _, steps, reason, _ = state
-  return params, steps, reason
+  flat, _, steps, reason, _ = state
+  return unravel(flat), steps, reason
 
 
 def squared_error_sums(student, params, x_nd, y_nk, w_n):
@@ -216,28 +222,19 @@ def output_variance(y_nk) -> jax.Array:
   return jnp.mean(jnp.var(y_nk, axis=0))
 
 
-def _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online):
-  """(train error, test error, test standard error) of one student."""
-  if online:
-    train_err = jnp.nan
-  else:
-    mask = (jnp.arange(x_pool.shape[0]) < n).astype(x_pool.dtype)
-    train_err, _ = normalized_error(*squared_error_sums(student, params, x_pool, y_pool, mask), n, y_var)
+def evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, predictions=False):
+  """(train error, test error, test standard error[, test predictions]) of one student.
+
+  The training error is over the first n points of the pool (NaN for n = 0, the online column).
+  """
+  mask = (jnp.arange(x_pool.shape[0]) < n).astype(x_pool.dtype)
+  train_err, _ = normalized_error(*squared_error_sums(student, params, x_pool, y_pool, mask), n, y_var)
   s1, s2 = squared_error_sums(student, params, x_test, y_test, jnp.ones(x_test.shape[0], x_test.dtype))
   test_err, test_se = normalized_error(s1, s2, x_test.shape[0], y_var)
-  return train_err, test_err, test_se
-
-
-def _student_program(student, train, online, predictions=False):
-  """One student, from its pool and initial parameters to (train err, test err, test se, steps,
-  stop[, test predictions (n_test, k)])."""
-  def run(batch_key, n, x_pool, y_pool, params, x_test, y_test, y_var):
-    params, steps, reason = train_one(student, train, params, x_pool, y_pool, n, batch_key, y_var, online)
-    errs = _evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, online)
-    extra = (jax.lax.map(lambda x: student.apply(params, x), _chunks(x_test)).reshape(-1, y_test.shape[1])
-             [: x_test.shape[0]],) if predictions else ()
-    return (*errs, steps, reason, *extra)
-  return run
+  if not predictions:
+    return train_err, test_err, test_se
+  pred = jax.lax.map(lambda x: student.apply(params, x), _chunks(x_test)).reshape(-1, y_test.shape[1])
+  return train_err, test_err, test_se, pred[: x_test.shape[0]]
 
 
 def _chunks(x_nd):
@@ -246,15 +243,16 @@ def _chunks(x_nd):
   return jnp.pad(x_nd, [(0, (-x_nd.shape[0]) % c), (0, 0)]).reshape(-1, c, x_nd.shape[1])
 
 
-def _results(outputs, compile_s, run_s):
-  train_err, test_err, test_se, steps, reason = (np.array(o) for o in outputs[:5])
+def _results(trained, evaluated, compile_s, run_s):
+  steps, reason = (np.array(o) for o in trained)
+  train_err, test_err, test_se = (np.array(o) for o in evaluated[:3])
   out = {
       'train_error': train_err, 'test_error': test_err, 'test_se': test_se,
       'steps': steps, 'stop': np.asarray(STOP_REASONS)[reason], 'status': np.asarray(STATUS)[reason],
       'compile_seconds': compile_s, 'run_seconds': run_s,
   }
-  if len(outputs) > 5:
-    out['test_predictions'] = np.asarray(outputs[5])
+  if len(evaluated) > 3:
+    out['test_predictions'] = np.asarray(evaluated[3])
   return out
 
 
@@ -265,101 +263,165 @@ def _prepare(train, seeds, members, ns, x_test, y_test):
   members = [0] * len(seeds) if members is None else list(members)
   if len(members) != len(seeds):
     raise ValueError(f'{len(members)} members for {len(seeds)} seeds')
-  if ns is not None:
-    check_ns(ns)
+  ns = [None] if ns is None else list(ns)
+  finite = [n for n in ns if n is not None]
+  if len(ns) == 0 or finite:
+    check_ns(finite)
   dtype = train.jnp_dtype
   x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
-  return members, x_test, y_test, output_variance(y_test)
+  return members, ns, x_test, y_test, output_variance(y_test)
 
 
-def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
+def buckets(ns: Sequence[int], ratio: float) -> list[list[int]]:
+  """Indices of `ns` grouped so that within a group max n / min n <= ratio (sorted by n)."""
+  order = sorted(range(len(ns)), key=lambda i: ns[i])
+  groups = []
+  for i in order:
+    if groups and ns[i] <= ratio * ns[groups[-1][0]]:
+      groups[-1].append(i)
+    else:
+      groups.append([i])
+  return groups
+
+
+def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
                x_test, y_test, members: Sequence[int] | None = None, devices=None,
-               predictions: bool = False) -> dict:
+               predictions: bool = False, bucket_ratio: float = 4.0) -> dict:
   """Trains the (replicate × n) grid of one student shape in one compiled program.
 
   Args:
     student: a `students.Student` (its teacher labels the data).
     train: the TrainSpec.
     seeds: replicate seeds, length S (each its own training pool).
-    ns: sample counts, length N; None for the online column (n = ∞, N = 1).
+    ns: sample counts, length N; an entry None is the online column (n = ∞, fresh samples every
+      step); ns=None means [None].
     x_test, y_test: the held-out sample (n_test, D), (n_test, k) of clean labels.
     members: replicate members, length S (default 0): replicates of one seed share the pool
       and differ in initialization and mini-batches.
     devices: the devices to shard the replicate axis over (default: all local devices).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
+    bucket_ratio: n's are trained in buckets whose largest n is at most this times their
+      smallest, each padded only to its own largest n. The buckets (and the online column) are
+      training loops of the same compiled program, run one after the other, followed by one
+      evaluation of every student. 0 pads everything to max(ns).
 
   Returns:
-    dict of numpy arrays of shape (S, N): train_error, test_error, test_se (normalized,
-    DESIGN §2), steps, stop (reason), status; and compile_seconds, run_seconds.
+    dict of numpy arrays of shape (S, N): train_error (NaN online), test_error, test_se
+    (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds, run_seconds and
+    memory_bytes (of the compiled program).
   """
-  members, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
-  online = ns is None
+  members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   dtype = train.jnp_dtype
-  n_max = 1 if online else int(max(ns))
+  finite = [i for i, n in enumerate(ns) if n is not None]
+  online = [i for i, n in enumerate(ns) if n is None]
+  n_max = max([ns[i] for i in finite], default=1)
+  groups = ([[finite[j] for j in g] for g in buckets([ns[i] for i in finite], bucket_ratio)]
+            if bucket_ratio else ([finite] if finite else []))
+  loops = [(g, max(ns[i] for i in g), False) for g in groups] + ([(online, 1, True)] if online else [])
+  inverse = np.argsort(np.concatenate([g for g, _, _ in loops]))
   devices = list(devices or jax.local_devices())
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
   pad = (-len(seeds)) % len(devices)
   seeds_s = jnp.asarray(list(seeds) + [seeds[-1]] * pad, jnp.int32)
   members_s = jnp.asarray(members + [members[-1]] * pad, jnp.int32)
-  ns_n = jnp.asarray([1] if online else ns, jnp.int32)
+  ns_n = jnp.asarray([0 if n is None else n for n in ns], jnp.int32)   # 0: no training points
+
+  # The pools depend on the teacher and seeds only: a program of their own, compiled once and
+  # reused by every width (random sampling is costly to compile). Its first call counts as
+  # compilation.
+  t_pools, cached = time.perf_counter(), pools._cache_size()
+  x_pool, y_pool = jax.block_until_ready(pools(student.teacher, seeds_s, n_max, train.noise_std, train.dtype))
+  pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
 
   def per_replicate(seed, member):
-    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)
     init_key, batch_key = data_lib.member_keys(seed, member)
-    return batch_key, x_pool, y_pool, student.init(init_key, dtype)
+    return batch_key, student.init(init_key, dtype)
 
-  run = _student_program(student, train, online, predictions)
-  # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
-  # (unbatched operands), so e.g. the first layer of all of them is one matmul.
-  over_n = jax.vmap(run, in_axes=(None, 0, None, None, None, None, None, None))
-  over_sn = jax.vmap(over_n, in_axes=(0, None, 0, 0, 0, None, None, None))
-
-  def program(seeds_s, members_s, ns_n, x_test, y_test, y_var):
-    batch_key, x_pool, y_pool, params = jax.vmap(per_replicate)(seeds_s, members_s)
-    return over_sn(batch_key, ns_n, x_pool, y_pool, params, x_test, y_test, y_var)
+  def program(seeds_s, members_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
+    batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s)
+    parts = []
+    for idx, size, is_online in loops:
+      # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
+      # (unbatched operands), so e.g. the first layer of all of them is one matmul. Each loop
+      # sees the pool cut to its own largest n (a pool's first n points do not depend on its
+      # size, data.py), so padding costs at most `bucket_ratio` per student.
+      def one(key, n, x, y, p, is_online=is_online):
+        return train_one(student, train, p, x, y, n, key, y_var, is_online)
+      over_n = jax.vmap(one, in_axes=(None, 0, None, None, None))
+      over_sn = jax.vmap(over_n, in_axes=(0, None, 0, 0, 0))
+      parts.append(over_sn(batch_key, ns_n[np.asarray(idx)], x_pool[:, :size], y_pool[:, :size], params))
+    trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
+    params_sn, steps, reason = trained
+    ev = functools.partial(evaluate, student, predictions=predictions)
+    ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
+    ev = jax.vmap(ev, in_axes=(0, 0, 0, None, None, None, None))      # over replicates
+    return (steps, reason), ev(params_sn, x_pool, y_pool, ns_n, x_test, y_test, y_var)
 
   if len(devices) > 1:
-    # Each device trains its share of replicates with its own while-loop: no communication.
+    # Each device trains its share of replicates with its own while-loops: no communication.
     mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
     rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
-    # check_vma=False: the loop's scalar carries start replicated and become per-device.
-    program = jax.shard_map(program, mesh=mesh, in_specs=(rows, rows, rep, rep, rep, rep),
+    # check_vma=False: the loops' scalar carries start replicated and become per-device.
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rows, rows, rows, rows, rep, rep, rep, rep),
                             out_specs=rows, check_vma=False)
-    seeds_s, members_s = (jax.device_put(a, jax.sharding.NamedSharding(mesh, rows))
-                          for a in (seeds_s, members_s))
-  args = (seeds_s, members_s, ns_n, x_test, y_test, y_var)
+    seeds_s, members_s, x_pool, y_pool = (jax.device_put(a, jax.sharding.NamedSharding(mesh, rows))
+                                          for a in (seeds_s, members_s, x_pool, y_pool))
+  args = (seeds_s, members_s, x_pool, y_pool, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile()
   t1 = time.perf_counter()
-  outputs = jax.block_until_ready(compiled(*args))
+  trained, evaluated = jax.block_until_ready(compiled(*args))
   t2 = time.perf_counter()
-  return _results([np.asarray(o)[:len(seeds)] for o in outputs], t1 - t0, t2 - t1)
+  keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
+  out = _results(keep(trained), keep(evaluated), t1 - t0 + pools_compile, t2 - t1)
+  out['memory_bytes'] = _memory(compiled)
+  return out
 
 
-def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int] | None,
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def pools(teacher, seeds_s, n: int, noise_std: float, dtype: str):
+  """The training pools of replicate seeds (S,): x (S, n, D), y (S, n, k)."""
+  return jax.vmap(lambda s: data_lib.train_pool(teacher, s, n, noise_std, jnp.dtype(dtype)))(seeds_s)
+
+
+def _memory(compiled) -> int | None:
+  """Bytes the compiled program needs (arguments, outputs and temporaries), if XLA says."""
+  try:
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+  except (AttributeError, NotImplementedError, TypeError):
+    return None
+
+
+def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
                      x_test, y_test, members: Sequence[int] | None = None,
                      predictions: bool = False) -> dict:
   """The naive reference: each student trained alone by a jitted program, on exactly its n
   points (no padding, no mask). Same replicates, same data, same results as `train_grid` up to
   floating-point reduction order. Returns the same dict (compile time is inside run time)."""
-  members, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
-  online = ns is None
+  members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   dtype = train.jnp_dtype
-  run = jax.jit(_student_program(student, train, online, predictions))
-  n_list = [1] if online else list(ns)
-  outputs = []
+  n_max = max([n for n in ns if n is not None], default=1)
+  trainers = {online: jax.jit(functools.partial(train_one, student, train, online=online))
+              for online in (False, True)}
+  ev = jax.jit(functools.partial(evaluate, student, predictions=predictions))
+  trained, evaluated = [], []
   t0 = time.perf_counter()
   for seed, member in zip(seeds, members):
     init_key, batch_key = data_lib.member_keys(seed, member)
     params = student.init(init_key, dtype)
     # The labels of one pool, sliced: a pool drawn at size n has the same inputs (data.py) but
     # labels that may differ in the last bit, which training can amplify.
-    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, max(n_list), train.noise_std, dtype)
-    for n in n_list:
-      outputs.append(jax.block_until_ready(
-          run(batch_key, jnp.int32(n), x_pool[:n], y_pool[:n], params, x_test, y_test, y_var)))
+    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)
+    for n in ns:
+      k = 1 if n is None else n
+      p, steps, reason = trainers[n is None](params, x_pool[:k], y_pool[:k], jnp.int32(k), batch_key, y_var)
+      trained.append((steps, reason))
+      evaluated.append(jax.block_until_ready(ev(p, x_pool[:k], y_pool[:k], jnp.int32(0 if n is None else n),
+                                                x_test, y_test, y_var)))
   t1 = time.perf_counter()
-  stacked = [np.stack([o[i] for o in outputs]).reshape(len(seeds), len(n_list), *np.shape(outputs[0][i]))
-             for i in range(len(outputs[0]))]
-  return _results(stacked, 0.0, t1 - t0)
+  shape = (len(seeds), len(ns))
+  stack = lambda rows: [np.stack([r[i] for r in rows]).reshape(*shape, *np.shape(rows[0][i]))
+                        for i in range(len(rows[0]))]
+  return _results(stack(trained), stack(evaluated), 0.0, t1 - t0)

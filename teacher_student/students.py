@@ -17,7 +17,9 @@ from typing import Any
 
 import flax.struct
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
+import numpy as np
 
 from teacher_student import mlp as mlp_lib
 from teacher_student import teachers as teachers_lib
@@ -88,16 +90,25 @@ class Student:
                        activation=s.activation, gain=s.gain, bias_scale=s.bias_scale, dtype=dtype)
 
   def init(self, key: jax.Array, dtype=jnp.float32):
-    """Initial parameters (a pytree) for one student."""
+    """Initial parameters (a pytree) for one student: independent Gaussians, each entry with
+    the standard deviation of `init_std`, from a single draw (one random stream instead of one
+    per layer is much cheaper to compile inside the engine's program)."""
+    std = self.init_std(dtype)
+    flat_std, unravel = jax.flatten_util.ravel_pytree(std)
+    return unravel(flat_std * jax.random.normal(key, flat_std.shape, dtype))
+
+  def init_std(self, dtype=jnp.float32):
+    """The standard deviation of every initial parameter (same structure as the parameters)."""
     t = self.teacher
     if self.spec.init == 'prior':
-      leaves, treedef = jax.tree.flatten(t.prior_std)
-      keys = jax.random.split(key, len(leaves))
-      return jax.tree.unflatten(treedef, [s.astype(dtype) * jax.random.normal(k, s.shape, dtype)
-                                          for k, s in zip(keys, leaves)])
+      return jax.tree.map(lambda s: jnp.asarray(s, dtype), t.prior_std)
     if self.spec.family == 'features':
       return {'theta': jnp.zeros((t.num_basis, t.spec.out_dim), dtype)}
-    return self.module(dtype).init(key, jnp.zeros((1, t.inputs.dim), dtype))
+    shapes = jax.eval_shape(self.module(dtype).init, jax.random.key(0), jnp.zeros((1, t.inputs.dim), dtype))
+    # Weights N(0, gain²/fan_in) and biases N(0, bias_scale²), as mlp.MLP draws them.
+    return {'params': {name: {'kernel': jnp.full(layer['kernel'].shape, self.spec.gain / np.sqrt(layer['kernel'].shape[0]), dtype),
+                              'bias': jnp.full(layer['bias'].shape, self.spec.bias_scale, dtype)}
+                       for name, layer in shapes['params'].items()}}
 
   def apply(self, params, x_nd: jax.Array) -> jax.Array:
     """Student outputs: (n, D) -> (n, out_dim)."""

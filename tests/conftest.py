@@ -2,9 +2,13 @@
 
 import pathlib
 
-import jax
-import jax.numpy as jnp
-import pytest
+from experiments import host
+
+host.use_all_cpu_cores()  # as the entry points do: the engine shards over the CPU cores
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
 

@@ -117,3 +117,26 @@ def test_float64_without_x64_is_refused_before_compute():
   st = students.make_student(students.StudentSpec(width=2), t)
   with jax.enable_x64(False), pytest.raises(ValueError, match='jax_enable_x64'):
     engine.train_grid(st, engine.TrainSpec(dtype='float64'), seeds=[0], ns=[8], x_test=x, y_test=y)
+
+
+def test_benchmark_checks_the_engine_against_the_loop():
+  """The benchmark's own equality check and bookkeeping, on a miniature cell class."""
+  from experiments import benchmark
+  out = benchmark.run_class('mini', benchmark.CellClass(width=4, depth=1, ns=(16, 32), seeds=2, steps=20), peak=1e10)
+  assert out['results_match_loop'] and out['students'] == 4
+  assert out['speedup_vs_loop'] == pytest.approx(out['engine_student_steps_per_s'] / out['loop_student_steps_per_s'])
+  flops = 6 * benchmark.weights(benchmark.CellClass(4, 1, (16, 32), 2, 20)) * 2 * 48 * 20
+  assert out['engine_flops'] == pytest.approx(flops / out['engine_run_seconds'])
+
+
+def test_width_buckets_and_online_column_in_one_program():
+  t, x, y = _setup('float32')
+  train = engine.TrainSpec(steps=300, check_every=100)
+  st = students.make_student(students.StudentSpec(width=6), t)
+  assert engine.buckets([256, 16, 32, 100, 64], 4.0) == [[1, 2, 4], [3, 0]]
+  kw = dict(seeds=[0, 1], ns=[8, 200, None, 40], x_test=x, y_test=y)
+  grid = engine.train_grid(st, train, **kw)
+  alone = engine.train_sequential(st, train, **kw)
+  rtol, atol = REORDER_TOL['float32']
+  np.testing.assert_allclose(grid['test_error'], alone['test_error'], rtol=rtol, atol=atol)
+  assert np.all(np.isnan(grid['train_error'][:, 2])) and np.all(np.isfinite(grid['train_error'][:, [0, 1, 3]]))

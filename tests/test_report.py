@@ -23,7 +23,7 @@ def synthetic_workdir(path):
   recs = []
   for g in plan.groups:
     for seed, member in g.replicates:
-      for n in g.ns or (None,):
+      for n in g.ns:
         eps = LAW(g.width, float('inf') if n is None else n, seed)
         recs.append({'config_hash': plan.config_hash, 'kind': g.kind, 'variant': plan.variants[g.variant].label,
                      'teacher': {}, 'm': g.width, 'n': n, 'seed': seed, 'member': member, 'P': 6 * g.width + 1,
