@@ -93,12 +93,8 @@ def main(argv):
   unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
   if unknown:
     cli.fail(f'unknown estimators {unknown}; choose from {", ".join(estimators.ESTIMATORS)}')
-  if not flags.FLAGS.out:
-    cli.fail('--out is required')
-  try:
-    curves = load(flags.FLAGS.data_dir)
-  except (OSError, ValueError, KeyError) as e:
-    cli.fail(cli.first_line(e))
+  cli.require('out')
+  curves = cli.or_fail(load, flags.FLAGS.data_dir)
   t0 = time.perf_counter()
   report = score(curves, flags.FLAGS.estimators)
   report['seconds'] = time.perf_counter() - t0

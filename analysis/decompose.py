@@ -185,12 +185,8 @@ def write(workdir, rows) -> None:
 def main(argv):
   del argv
   from experiments import cli
-  if not flags.FLAGS.workdir:
-    cli.fail('--workdir is required')
-  try:
-    rows = decompose(flags.FLAGS.workdir)
-  except (OSError, ValueError, KeyError) as e:
-    cli.fail(cli.first_line(e))
+  cli.require('workdir')
+  rows = cli.or_fail(decompose, flags.FLAGS.workdir)
   write(flags.FLAGS.workdir, rows)
   print(summary(rows))
   print(f'written to {pathlib.Path(flags.FLAGS.workdir) / "decomposition.csv"}', file=sys.stderr)

@@ -222,8 +222,11 @@ def exponents(points, knob, out_dir):
   fig, ax = plt.subplots(figsize=(6.4, 4.4))
   numeric = all(isinstance(p['level'], (int, float)) for p in points)
   xs = [p['level'] if numeric else i for i, p in enumerate(points)]
-  for key, color, label in (('alpha', 'tab:blue', 'α (data exponent, widest student)'),
-                            ('beta', 'tab:orange', 'β (width exponent, online)')):
+  series = [('alpha', 'tab:blue', 'α (data exponent, widest student)'),
+            ('beta', 'tab:orange', 'β (width exponent, online)')]
+  if all('beta_P' in p for p in points):
+    series.append(('beta_P', 'tab:green', 'β_P (parameter-count exponent, online)'))
+  for key, color, label in series:
     y = np.asarray([p[key] for p in points], float)
     lo = np.asarray([p[f'{key}_lo'] for p in points], float)
     hi = np.asarray([p[f'{key}_hi'] for p in points], float)
@@ -231,17 +234,21 @@ def exponents(points, knob, out_dir):
                 capsize=3, label=label)
   if knob in ('inputs.intrinsic_dim', 'inputs.dim') and numeric:
     d = np.linspace(min(xs), max(xs), 100)
-    ax.plot(d, 4 / d, 'k--', lw=1, label='4/d (Sharma & Kaplan 2020)')
+    ax.plot(d, 4 / d, 'k--', lw=1, label='4/d (Sharma & Kaplan 2020), d as set')
+    if all(p.get('d_measured') for p in points):
+      ax.plot(xs, [4 / p['d_measured'] for p in points], 'kx', ms=7, label='4/d with d measured (TwoNN)')
   if not numeric or all(isinstance(p['level'], int) for p in points):
     ax.set_xticks(xs, [str(p['level']) for p in points])
   ax.set(xlabel=f'ablation knob: {knob}', ylabel='fitted exponent', title='Scaling exponents vs teacher complexity')
   ax.legend()
-  cols = ['level', 'alpha', 'alpha_lo', 'alpha_hi', 'beta', 'beta_lo', 'beta_hi', 'four_over_d']
+  cols = ['level', 'alpha', 'alpha_lo', 'alpha_hi', 'beta', 'beta_lo', 'beta_hi', 'beta_P', 'beta_P_lo',
+          'beta_P_hi', 'd_measured', 'four_over_d']
   rows = [{**{k: p.get(k) for k in cols}, 'four_over_d': 4 / p['level'] if numeric and p['level'] else None}
           for p in points]
   png, path = _save(fig, out_dir, 'fig5_exponents', rows, cols)
   return png, path, ('Fitted exponents per level of the ablated knob with 95% intervals: α from the widest '
-                     'student\'s learning curve, β from the online width curve.')
+                     'student\'s learning curve, β (in width) and β_P (in parameter count) from the online '
+                     'width curve.')
 
 
 def nyquist(companion, out_dir):

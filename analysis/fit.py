@@ -99,12 +99,8 @@ def summary(fits) -> str:
 def main(argv):
   del argv
   from experiments import cli
-  if not flags.FLAGS.workdir:
-    cli.fail('--workdir is required')
-  try:
-    fits = analyze(flags.FLAGS.workdir, flags.FLAGS.n_boot)
-  except (OSError, ValueError, KeyError) as e:
-    cli.fail(cli.first_line(e))
+  cli.require('workdir')
+  fits = cli.or_fail(analyze, flags.FLAGS.workdir, flags.FLAGS.n_boot)
   path = pathlib.Path(flags.FLAGS.workdir) / 'fits.json'
   path.write_text(json.dumps(fits, indent=1, allow_nan=True) + '\n')
   print(summary(fits))

@@ -108,6 +108,12 @@ def fit(m, n, eps, *, eps0: float | None = 1.0, objective: str = 'delta') -> Joi
   return JointFit(params, float(np.mean(delta)), float(np.std(delta)), len(eps), bool(best.success))
 
 
+def _mu_sigma(d) -> tuple[float, float]:
+  d = np.asarray(d, float)
+  d = d[np.isfinite(d)]
+  return (float(np.mean(d)), float(np.std(d))) if len(d) else (float('nan'), float('nan'))
+
+
 def cross_validate(m, n, eps, *, folds=5, seed=0, **fit_kw) -> dict:
   """μ and σ of δ on held-out cells, k-fold over cells."""
   m, n, eps = (np.asarray(v, float) for v in (m, n, eps))
@@ -120,7 +126,8 @@ def cross_validate(m, n, eps, *, folds=5, seed=0, **fit_kw) -> dict:
     if f.success:
       deltas.append(divergence(f.params, m[test], n[test], eps[test]))
   d = np.concatenate(deltas) if deltas else np.array([np.nan])
-  return {'mu': float(np.nanmean(d)), 'sigma': float(np.nanstd(d)), 'folds': folds, 'cells': int(np.isfinite(d).sum())}
+  mu, sigma = _mu_sigma(d)
+  return {'mu': mu, 'sigma': sigma, 'folds': folds, 'cells': int(np.isfinite(d).sum())}
 
 
 def extrapolate(m, n, eps, *, m_max: float, n_max: float, **fit_kw) -> dict:
@@ -129,6 +136,6 @@ def extrapolate(m, n, eps, *, m_max: float, n_max: float, **fit_kw) -> dict:
   corner = (m <= m_max) & (n <= n_max)
   f = fit(m[corner], n[corner], eps[corner], **fit_kw)
   d = divergence(f.params, m[~corner], n[~corner], eps[~corner]) if f.success else np.array([np.nan])
+  mu, sigma = _mu_sigma(d)
   return {'m_max': float(m_max), 'n_max': float(n_max), 'fit_cells': int(corner.sum()),
-          'test_cells': int((~corner).sum()), 'mu': float(np.nanmean(d)), 'sigma': float(np.nanstd(d)),
-          'params': f.params, 'success': f.success}
+          'test_cells': int((~corner).sum()), 'mu': mu, 'sigma': sigma, 'params': f.params, 'success': f.success}

@@ -165,7 +165,7 @@ def build(workdir, n_boot=200) -> dict:
       ('2', lambda: figures.width_curves(base, fig_dir, t_width)),
       ('3', lambda: figures.joint_fit(base, fit.joint_cells(g), fig_dir)),
       ('4', lambda: figures.decomposition(base_rows, fig_dir)),
-      ('5', lambda: figures.exponents(ablation.exponents(fits), config.ablation.knob, fig_dir)),
+      ('5', lambda: figures.exponents(ablation.exponents(fits, config, records), config.ablation.knob, fig_dir)),
       ('6', lambda: figures.nyquist(companion, fig_dir)),
   ]
   for number, draw in jobs:
@@ -210,12 +210,8 @@ def markdown(b) -> str:
 def main(argv):
   del argv
   from experiments import cli
-  if not flags.FLAGS.workdir:
-    cli.fail('--workdir is required')
-  try:
-    b = build(flags.FLAGS.workdir, flags.FLAGS.n_boot)
-  except (OSError, ValueError, KeyError) as e:
-    cli.fail(cli.first_line(e))
+  cli.require('workdir')
+  b = cli.or_fail(build, flags.FLAGS.workdir, flags.FLAGS.n_boot)
   path = b['workdir'] / 'report.md'
   path.write_text(markdown(b))
   for number, png, _, _ in b['drawn']:

@@ -112,8 +112,7 @@ def run_class(name, cls: CellClass, peak: float) -> dict:
 def main(argv):
   del argv
   from experiments import cli
-  if not flags.FLAGS.out:
-    cli.fail('--out is required')
+  cli.require('out')
   unknown = [c for c in flags.FLAGS.classes if c not in CLASSES]
   if unknown:
     cli.fail(f'unknown cell classes {unknown}; choose from {", ".join(CLASSES)}')

@@ -26,6 +26,21 @@ def first_line(e: BaseException) -> str:
   return str(e).splitlines()[0] if str(e) else repr(e)
 
 
+def require(*names) -> None:
+  """Fails with one line unless every named flag was given a value."""
+  for name in names:
+    if flags.FLAGS[name].value in (None, ''):
+      fail(f'--{name} is required')
+
+
+def or_fail(fn, *args, **kwargs):
+  """fn(*args, **kwargs), with bad input (INPUT_ERRORS) reported as one line and exit status 2."""
+  try:
+    return fn(*args, **kwargs)
+  except INPUT_ERRORS as e:
+    fail(first_line(e))
+
+
 def parse_flags(argv):
   """absl flag parsing, but any bad flag or config field is one line and exit code 2."""
   try:

@@ -61,14 +61,10 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}')
   config = cli.config_or_fail()
-  if not _WORKDIR.value:
-    cli.fail('--workdir is required')
-  try:
-    jobs = launch(config, _WORKDIR.value, _NUM_SHARDS.value, _EXECUTOR.value,
-                  partition=_PARTITION.value, gpus_per_task=_GPUS.value, cpus_per_task=_CPUS.value,
-                  timeout_min=_TIMEOUT.value)
-  except cli.INPUT_ERRORS as e:
-    cli.fail(cli.first_line(e))
+  cli.require('workdir')
+  jobs = cli.or_fail(launch, config, _WORKDIR.value, _NUM_SHARDS.value, _EXECUTOR.value,
+                     partition=_PARTITION.value, gpus_per_task=_GPUS.value, cpus_per_task=_CPUS.value,
+                     timeout_min=_TIMEOUT.value)
   print(f'slurm: submitted {len(jobs)} tasks: {", ".join(j.job_id for j in jobs)}', file=sys.stderr)
   if _WAIT.value:
     for job in jobs:

@@ -34,30 +34,31 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'jax.distributed process 
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
 
 
+def validated_workdir(config, shard, workdir: str, new_workdir: bool) -> str:
+  """Checks everything about the input before anything is written; returns the workdir to use."""
+  study.plan(config, shard)
+  try:
+    results.check_workdir(workdir, config)
+    return workdir
+  except ValueError:
+    if not new_workdir:
+      raise
+    fresh = str(results.free_workdir(workdir))
+    print(f'sweep: {workdir} holds a different config; writing to {fresh}', file=sys.stderr)
+    return fresh
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}')
   config = cli.config_or_fail()
-  if not _WORKDIR.value:
-    cli.fail('--workdir is required')
+  cli.require('workdir')
   if _COORDINATOR.value:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     shard = (jax.process_index(), jax.process_count())
   else:
     shard = (_SHARD_INDEX.value, _NUM_SHARDS.value)
-  # Everything that can be wrong with the input is checked here, before anything is written.
-  try:
-    study.plan(config, shard)
-    workdir = _WORKDIR.value
-    try:
-      results.check_workdir(workdir, config)
-    except ValueError:
-      if not _NEW_WORKDIR.value:
-        raise
-      workdir = str(results.free_workdir(workdir))
-      print(f'sweep: {_WORKDIR.value} holds a different config; writing to {workdir}', file=sys.stderr)
-  except cli.INPUT_ERRORS as e:
-    cli.fail(cli.first_line(e))
+  workdir = cli.or_fail(validated_workdir, config, shard, _WORKDIR.value, _NEW_WORKDIR.value)
   summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)
   print(json.dumps(summary))
 

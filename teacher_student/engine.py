@@ -1,11 +1,13 @@
 """The training engine: many students of one shape in one compiled program (DESIGN §3–§4).
 
-`train_one` trains a single student: MSE loss, an optax optimizer, `lax.scan` over a chunk of
-steps inside a `lax.while_loop` over chunks, and a convergence rule. `train_grid` vmaps it over
-replicates (each with its own training pool) and, inside, over sample counts n: every student
-of a replicate sees the first n points of the same pool, which is padded to the largest n and
-masked in the loss. The replicate axis is sharded over the local devices. Under vmap the while-loop runs until every student has stopped; a stopped
-student's parameters are frozen, so each student's result is the one it would get alone
+`train_one` trains a single student: MSE loss, an optax optimizer on the flattened parameters,
+`lax.scan` over a chunk of steps inside a `lax.while_loop` over chunks, and a convergence rule.
+`train_grid` vmaps it over replicates (each with its own training pool) and, inside, over sample
+counts n: every student of a replicate sees the first n points of the same pool, padded to the
+largest n of its bucket and masked in the loss (buckets of n's within a factor 4, and the online
+column, are loops of the same compiled program). The replicate axis is sharded over the local
+devices. Under vmap a while-loop runs until every student has stopped; a stopped student's
+parameters are frozen, so each student's result is the one it would get alone
 (`train_sequential` is that one-at-a-time reference).
 
 Stopping rule, checked every step: normalized training error <= tol (reason 'tolerance') or

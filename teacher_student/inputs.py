@@ -3,7 +3,8 @@
 Three base distributions on R^d, all with zero mean:
   gaussian  N(0, I_d)                                  (unit variance per coordinate)
   cube      uniform on [-1, 1]^d                       (the band-limited teacher's natural domain)
-  sphere    uniform on the sphere of radius sqrt(d)    (unit variance per coordinate)
+  sphere    uniform on the sphere of radius sqrt(d)    (unit variance per coordinate; a manifold
+            of dimension d − 1)
 
 An intrinsic dimension d_int < D draws z from the base distribution in R^{d_int} and embeds it
 in the ambient R^D, either by a random linear isometry (`embedding='random'`, x = A z with A

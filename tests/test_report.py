@@ -109,3 +109,18 @@ def test_report_says_what_it_cannot_draw(tmp_path):
   text = (tmp_path / 'report.md').read_text()
   assert 'Figure 5: needs an ablation' in text and 'Figure 6: no band-limited companion' in text
   assert (tmp_path / 'figures' / 'fig1_learning_curves.png').exists()
+
+
+def test_ablation_command(report):
+  workdir, _ = report
+  out = subprocess.run([sys.executable, '-m', 'analysis.ablation', f'--workdir={workdir}', '--n_boot=20'],
+                       cwd=ROOT, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  points = json.loads((workdir / 'ablation.json').read_text())
+  assert [p['level'] for p in points] == [1, 2] and points[0]['knob'] == 'teacher.depth'
+  for p in points:
+    assert p['d_measured'] == pytest.approx(4, rel=0.15)         # Gaussian inputs, D = 4
+    assert p['alpha'] == pytest.approx(0.8, rel=0.05)            # LAW's exponents
+    assert p['beta'] == pytest.approx(1.0, rel=0.05)
+    assert p['beta_P'] == pytest.approx(p['beta'], rel=0.15)     # depth 1: P = 6m + 1, nearly ∝ m
+  assert 'beta_P' in _csv(workdir, 'fig5_exponents')[0]

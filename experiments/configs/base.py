@@ -65,6 +65,7 @@ def ablation(knob: str, levels: tuple, size: str = 'quick', **changes) -> ml_col
   c = get_config() if size == 'quick' else thesis()
   c.name = f'ablation_{knob.replace(".", "_")}_{size}'
   c.nyquist.cutoff = 0           # the Nyquist companion belongs to the main studies
+  c.decomposition.ensemble_members = 0   # the linearized U serves the ablations
   if size == 'quick':
     c.students.widths = (2, 4, 8, 16, 32)
     c.data.ns = (32, 128, 512, 2048)
