@@ -29,24 +29,29 @@ def device_label() -> str:
 
 
 def _todo(plan, group, done):
-  """The replicates and n's of `group` that have a missing cell (a rectangle covering them)."""
-  ns = group.ns
-  missing = [(n, r) for r in group.replicates for n in ns if plan.cell_key(group, n, r) not in done]
-  reps = tuple(r for r in group.replicates if any(mr == r for _, mr in missing))
-  todo_ns = tuple(n for n in ns if any(mn == n for mn, _ in missing))
-  return missing, reps, todo_ns
+  """The missing cells of `group`, and the rectangle (widths × replicates × n's) covering them."""
+  missing = [(m, n, r) for m, n, r in plan.cells(group) if plan.cell_key(group, m, n, r) not in done]
+  widths = tuple(m for m in group.cell_widths if any(c[0] == m for c in missing))
+  reps = tuple(r for r in group.replicates if any(c[2] == r for c in missing))
+  ns = tuple(n for n in group.ns if any(c[1] == n for c in missing))
+  return missing, (widths, reps, ns)
 
 
-def _train(student, group, reps, ns, x_test, y_test, config, devices):
-  """Trains a rectangle of cells, retrying diverged ones with a smaller learning rate.
+def _rows(group, widths, reps):
+  """The engine's rows for a rectangle: (width, seed, member) for every width, replicate and
+  ensemble member (an ensemble cell's K members are K rows)."""
+  return [(m, s, j) for m in widths for s, _ in reps for j in range(group.members)]
 
-  An ensemble cell's K members are rows of their own: replicate (seed, 0) becomes K rows
-  (seed, 0..K-1), and the test predictions come back too.
-  """
+
+def _train(student, group, rect, x_test, y_test, config, devices):
+  """Trains a rectangle of cells (one row per width × replicate × member), retrying diverged
+  rows with a smaller learning rate."""
+  widths, reps, ns = rect
+  rows = _rows(group, widths, reps)
   kw = dict(ns=list(ns), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
-  reps = [(s, j) for s, _ in reps for j in range(group.members)]
   train = group.train
-  out = engine.train_grid(student, train, seeds=[s for s, _ in reps], members=[m for _, m in reps], **kw)
+  out = engine.train_grid(student, train, seeds=[s for _, s, _ in rows], members=[j for _, _, j in rows],
+                          widths=[m for m, _, _ in rows], **kw)
   out['learning_rate'] = np.full(out['status'].shape, train.learning_rate)
   out['retries'] = np.zeros(out['status'].shape, int)
   for retry in range(1, config.train.max_retries + 1):
@@ -56,16 +61,16 @@ def _train(student, group, reps, ns, x_test, y_test, config, devices):
     if not bad.any():
       break
     train = dataclasses.replace(train, learning_rate=train.learning_rate * config.train.retry_lr_factor)
-    rows = np.flatnonzero(bad.any(axis=1))
-    again = engine.train_grid(student, train, seeds=[reps[i][0] for i in rows],
-                              members=[reps[i][1] for i in rows], **kw)
+    again_rows = np.flatnonzero(bad.any(axis=1))
+    again = engine.train_grid(student, train, seeds=[rows[i][1] for i in again_rows],
+                              members=[rows[i][2] for i in again_rows], widths=[rows[i][0] for i in again_rows], **kw)
     for key in ('train_error', 'test_error', 'test_se', 'steps', 'stop', 'status'):
-      out[key][rows] = np.where(bad[rows], again[key], out[key][rows])
+      out[key][again_rows] = np.where(bad[again_rows], again[key], out[key][again_rows])
     if 'test_predictions' in out:
-      out['test_predictions'][rows] = np.where(bad[rows][..., None, None], again['test_predictions'],
-                                               out['test_predictions'][rows])
-    out['learning_rate'][rows] = np.where(bad[rows], train.learning_rate, out['learning_rate'][rows])
-    out['retries'][rows] = np.where(bad[rows], retry, out['retries'][rows])
+      out['test_predictions'][again_rows] = np.where(bad[again_rows][..., None, None], again['test_predictions'],
+                                                     out['test_predictions'][again_rows])
+    out['learning_rate'][again_rows] = np.where(bad[again_rows], train.learning_rate, out['learning_rate'][again_rows])
+    out['retries'][again_rows] = np.where(bad[again_rows], retry, out['retries'][again_rows])
     out['compile_seconds'] += again['compile_seconds']
     out['run_seconds'] += again['run_seconds']
   return out
@@ -83,57 +88,47 @@ def ensemble_variance(pred_kxo, ok_k, y_var) -> float:
   return float(np.mean(np.var(pred, axis=0, ddof=1)) / y_var)
 
 
-def _ensemble_records(out, group, reps, ns, y_var):
-  """Folds the K member rows of each ensemble cell into one (seed, n) result."""
-  k = group.members
-  by_cell = {}
-  for i, rep in enumerate(reps):
-    rows = slice(i * k, (i + 1) * k)
-    for j, n in enumerate(ns):
-      status = out['status'][rows, j]
-      ok = status != 'diverged'
-      by_cell[n, rep] = {
-          'members': k, 'members_ok': int(ok.sum()),
-          'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows, j], ok, y_var)),
-          'member_test_errors': [_num(v) for v in out['test_error'][rows, j]],
-          'member_status': [str(v) for v in status],
-          'steps': int(out['steps'][rows, j].max()),
-          'stop': ','.join(sorted(set(str(v) for v in out['stop'][rows, j]))),
-          'status': 'ok' if ok.sum() >= 2 and all(status[ok] == 'ok') else
-                    ('diverged' if ok.sum() < 2 else 'not_converged'),
-          'train_error': _num(np.mean(out['train_error'][rows, j][ok])) if ok.any() else None,
-          'test_error': _num(np.mean(out['test_error'][rows, j][ok])) if ok.any() else None,
-          'test_se': _num(np.mean(out['test_se'][rows, j][ok])) if ok.any() else None,
-          'learning_rate': float(np.min(out['learning_rate'][rows, j])),
-          'retries': int(np.max(out['retries'][rows, j])),
-      }
-  return by_cell
+def _cell_fields(out, rows_k, j, y_var, ensemble):
+  """A cell's result fields from its engine rows (K member rows for an ensemble cell)."""
+  if not ensemble:
+    (i,) = rows_k
+    return {'steps': int(out['steps'][i, j]), 'stop': str(out['stop'][i, j]), 'status': str(out['status'][i, j]),
+            'train_error': _num(out['train_error'][i, j]), 'test_error': _num(out['test_error'][i, j]),
+            'test_se': _num(out['test_se'][i, j]), 'learning_rate': float(out['learning_rate'][i, j]),
+            'retries': int(out['retries'][i, j])}
+  status = out['status'][rows_k, j]
+  ok = status != 'diverged'
+  mean_ok = lambda key: _num(np.mean(out[key][rows_k, j][ok])) if ok.any() else None
+  return {
+      'members': len(rows_k), 'members_ok': int(ok.sum()),
+      'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows_k, j], ok, y_var)),
+      'member_test_errors': [_num(v) for v in out['test_error'][rows_k, j]],
+      'member_status': [str(v) for v in status],
+      'steps': int(out['steps'][rows_k, j].max()),
+      'stop': ','.join(sorted(set(str(v) for v in out['stop'][rows_k, j]))),
+      'status': ('diverged' if ok.sum() < 2 else 'ok' if all(status[ok] == 'ok') else 'not_converged'),
+      'train_error': mean_ok('train_error'), 'test_error': mean_ok('test_error'), 'test_se': mean_ok('test_se'),
+      'learning_rate': float(np.min(out['learning_rate'][rows_k, j])),
+      'retries': int(np.max(out['retries'][rows_k, j]))}
 
 
-def _records(plan, group, variant, student, reps, ns, missing, out, shard, y_var):
+def _records(plan, group, variant, student, rect, missing, out, shard, y_var):
+  widths, reps, ns = rect
+  rows = _rows(group, widths, reps)
   seconds = out['compile_seconds'] + out['run_seconds']
-  cells = len(reps) * len(ns)
-  index = {(n, r): (i, j) for i, r in enumerate(reps) for j, n in enumerate(ns)}
-  ensemble = _ensemble_records(out, group, reps, ns, y_var) if group.kind == 'ensemble' else {}
+  cells = len(widths) * len(reps) * len(ns)
   now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
   recs = []
-  for n, (seed, member) in missing:
-    i, j = index[n, (seed, member)]
-    rec = {
+  for m, n, (seed, member) in missing:
+    rows_k = [i for i, (rm, rs, _) in enumerate(rows) if rm == m and rs == seed]
+    recs.append({
         'config_hash': plan.config_hash, 'kind': group.kind, 'variant': variant.label,
-        'teacher': dataclasses.asdict(variant.teacher), 'm': group.width, 'n': n,
-        'seed': seed, 'member': member, 'P': student.num_params,
-        'steps': int(out['steps'][i, j]), 'stop': str(out['stop'][i, j]),
-        'status': str(out['status'][i, j]),
-        'train_error': _num(out['train_error'][i, j]), 'test_error': _num(out['test_error'][i, j]),
-        'test_se': _num(out['test_se'][i, j]),
-        'learning_rate': float(out['learning_rate'][i, j]), 'retries': int(out['retries'][i, j]),
+        'teacher': dataclasses.asdict(variant.teacher), 'm': m, 'n': n, 'seed': seed, 'member': member,
+        'P': student.replace(spec=dataclasses.replace(student.spec, width=m)).num_params,
+        **_cell_fields(out, rows_k, ns.index(n), y_var, group.kind == 'ensemble'),
         'wall_seconds': seconds / cells, 'group_seconds': seconds,
         'group_compile_seconds': out['compile_seconds'], 'group_cells': cells,
-        'device': device_label(), 'shard': list(shard), 'finished_at': now}
-    # An ensemble cell's rows are its members': its fields come from `ensemble` instead.
-    rec.update(ensemble.get((n, (seed, member)), {}))
-    recs.append(rec)
+        'device': device_label(), 'shard': list(shard), 'finished_at': now})
   return recs
 
 
@@ -167,12 +162,12 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
       teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
       x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
       y_var = float(engine.output_variance(y_test))
-      for group, missing, reps, ns in groups:
-        bar.set_postfix_str(f'{group.kind} m={group.width} {variant.label or ""}')
+      for group, missing, rect in groups:
+        bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect[0]))} {variant.label or ""}')
         student = students.make_student(group.student, teacher)
-        out = _train(student, group, reps, ns, x_test, y_test, config, devices)
+        out = _train(student, group, rect, x_test, y_test, config, devices)
         compile_s += out['compile_seconds']
-        writer.write(_records(plan, group, variant, student, reps, ns, missing, out, shard, y_var))
+        writer.write(_records(plan, group, variant, student, rect, missing, out, shard, y_var))
         bar.update(len(missing))
     bar.close()
   wall = time.perf_counter() - t_start

@@ -22,6 +22,10 @@ import ml_collections
 from teacher_student import engine, inputs, students, teachers
 
 # Fields that only size the grid: growing them adds cells, it does not change what a cell means.
+# Students of widths up to this share one program (padded with inert units, students.Student.init):
+# such small students are bound by per-step overhead, so merging them costs little run time and
+# saves a compilation per width.
+MERGE_WIDTHS_UP_TO = 16
 GRID_FIELDS = ('students.widths', 'data.ns', 'data.online', 'seeds', 'ablation.levels',
                'decomposition.ensemble_members', 'nyquist.widths')
 KINDS = ('student', 'ensemble', 'nyquist')
@@ -44,18 +48,19 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-  """Cells of one shape: every (n, replicate) of one (kind, variant, student width)."""
+  """Cells of one compiled program: every (width, n, replicate) of one (kind, variant, shape)."""
   kind: str
   variant: int
-  student: students.StudentSpec
+  student: students.StudentSpec   # the program's student (the largest of `widths`)
   train: engine.TrainSpec
   ns: tuple              # sample counts; None is the online column
   replicates: tuple      # ((seed, member), ...): the cells' replicates
   members: int = 1       # students trained per replicate (ensemble members, as members 0..K-1)
+  widths: tuple = ()     # the cells' student widths (default: the program's)
 
   @property
-  def width(self) -> int:
-    return self.student.width
+  def cell_widths(self) -> tuple:
+    return self.widths or (self.student.width,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +69,21 @@ class Plan:
   groups: tuple
   config_hash: str
 
-  def cell_key(self, group: Group, n, replicate) -> tuple:
+  def cell_key(self, group: Group, m, n, replicate) -> tuple:
     """The key of one cell, as `results.cell_key` reads it back from a record."""
     label = json.dumps(self.variants[group.variant].label, sort_keys=True)
-    return (group.kind, label, group.width, n, *replicate)
+    return (group.kind, label, m, n, *replicate)
+
+  def cells(self, group: Group) -> list[tuple]:
+    """(m, n, replicate) of every cell of a group."""
+    return [(m, n, r) for m in group.cell_widths for r in group.replicates for n in group.ns]
+
+
+def merged_widths(widths) -> list[tuple]:
+  """The widths of a study grouped by program: all widths <= MERGE_WIDTHS_UP_TO together, every
+  larger width alone."""
+  small = tuple(sorted(w for w in widths if w <= MERGE_WIDTHS_UP_TO))
+  return ([small] if small else []) + [(w,) for w in sorted(widths) if w > MERGE_WIDTHS_UP_TO]
 
 
 def _spec(cls, section, **overrides):
@@ -160,17 +176,17 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
     t_spec, i_spec, tr_spec = _spec(teachers.TeacherSpec, c.teacher), _spec(inputs.InputSpec, c.inputs), train_spec(c)
     teachers.check(t_spec, i_spec)
     variants.append(Variant(knob, t_spec, i_spec, tr_spec, c))
-    for m in widths:
-      s_spec = students.resolve(_spec(students.StudentSpec, c.students, width=m), t_spec)
+    for ws in merged_widths(widths):
+      s_spec = students.resolve(_spec(students.StudentSpec, c.students, width=max(ws)), t_spec)
       columns = ns + ((None,) if config.data.online else ())
-      units += [('student', v, s_spec, tr_spec, columns, (seed, 0)) for seed in range(n_seeds)]
+      units += [('student', v, s_spec, ws, tr_spec, columns, (seed, 0)) for seed in range(n_seeds)]
     if members:
       if t_spec.family != 'mlp':
         raise ValueError('decomposition.ensemble_members needs an mlp teacher '
                          '(linear teachers have the closed form)')
       s_spec = students.resolve(students.StudentSpec(
           'mlp', width=t_spec.width, depth=t_spec.depth, activation=t_spec.activation, init='prior'), t_spec)
-      units += [('ensemble', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
+      units += [('ensemble', v, s_spec, (s_spec.width,), tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
 
   if config.nyquist.cutoff:
     v = len(variants)
@@ -180,17 +196,17 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
     teachers.check(t_spec, i_spec)
     tr_spec = train_spec(config)
     variants.append(Variant(tuple(NYQUIST_LABEL.items()), t_spec, i_spec, tr_spec, config))
-    for m in _positive_ints(config.nyquist.widths, 'nyquist.widths'):
-      s_spec = students.resolve(_spec(students.StudentSpec, config.students, width=m), t_spec)
-      units += [('nyquist', v, s_spec, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
+    for ws in merged_widths(_positive_ints(config.nyquist.widths, 'nyquist.widths')):
+      s_spec = students.resolve(_spec(students.StudentSpec, config.students, width=max(ws)), t_spec)
+      units += [('nyquist', v, s_spec, ws, tr_spec, ns, (seed, 0)) for seed in range(n_seeds)]
 
   mine = units[index::count]
   groups = {}
-  for kind, v, s_spec, tr_spec, group_ns, replicate in mine:
-    key = (kind, v, s_spec, group_ns)
+  for kind, v, s_spec, ws, tr_spec, group_ns, replicate in mine:
+    key = (kind, v, s_spec, ws, group_ns)
     groups.setdefault(key, (tr_spec, []))[1].append(replicate)
   return Plan(variants=tuple(variants),
               groups=tuple(Group(kind, v, s_spec, tr_spec, group_ns, tuple(reps),
-                                 members if kind == 'ensemble' else 1)
-                           for (kind, v, s_spec, group_ns), (tr_spec, reps) in groups.items()),
+                                 members if kind == 'ensemble' else 1, ws)
+                           for (kind, v, s_spec, ws, group_ns), (tr_spec, reps) in groups.items()),
               config_hash=config_hash(config))

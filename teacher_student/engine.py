@@ -286,9 +286,24 @@ def buckets(ns: Sequence[int], ratio: float) -> list[list[int]]:
   return groups
 
 
+def _widths(student, widths, count):
+  """Per-replicate widths (default: the student's own), checked against the program's width."""
+  if widths is None:
+    return [student.spec.width] * count
+  widths = list(widths)
+  if len(widths) != count:
+    raise ValueError(f'{len(widths)} widths for {count} seeds')
+  if any(w != student.spec.width for w in widths) and not (
+      student.spec.family == 'mlp' and student.spec.init == 'standard'):
+    raise ValueError('narrower widths inside one program need MLP students with the standard init')
+  if any(not 1 <= w <= student.spec.width for w in widths):
+    raise ValueError(f'widths {widths} must be in 1..{student.spec.width} (the program width)')
+  return widths
+
+
 def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
-               x_test, y_test, members: Sequence[int] | None = None, devices=None,
-               predictions: bool = False, bucket_ratio: float = 4.0) -> dict:
+               x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
+               devices=None, predictions: bool = False, bucket_ratio: float = 4.0, repeats: int = 1) -> dict:
   """Trains the (replicate × n) grid of one student shape in one compiled program.
 
   Args:
@@ -300,6 +315,9 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     x_test, y_test: the held-out sample (n_test, D), (n_test, k) of clean labels.
     members: replicate members, length S (default 0): replicates of one seed share the pool
       and differ in initialization and mini-batches.
+    widths: replicate widths, length S (default: the student's width): a replicate of width
+      w < student.spec.width is a width-w student padded with inert units (`Student.init`), so
+      several small widths train in one program.
     devices: the devices to shard the replicate axis over (default: all local devices).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
@@ -307,6 +325,7 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
       smallest, each padded only to its own largest n. The buckets (and the online column) are
       training loops of the same compiled program, run one after the other, followed by one
       evaluation of every student. 0 pads everything to max(ns).
+    repeats: run the compiled program this many times and report the fastest (benchmarks).
 
   Returns:
     dict of numpy arrays of shape (S, N): train_error (NaN online), test_error, test_se
@@ -314,6 +333,7 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     memory_bytes (of the compiled program).
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
+  widths = _widths(student, widths, len(seeds))
   dtype = train.jnp_dtype
   finite = [i for i, n in enumerate(ns) if n is not None]
   online = [i for i, n in enumerate(ns) if n is None]
@@ -327,6 +347,7 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   pad = (-len(seeds)) % len(devices)
   seeds_s = jnp.asarray(list(seeds) + [seeds[-1]] * pad, jnp.int32)
   members_s = jnp.asarray(members + [members[-1]] * pad, jnp.int32)
+  widths_s = jnp.asarray(widths + [widths[-1]] * pad, jnp.int32)
   ns_n = jnp.asarray([0 if n is None else n for n in ns], jnp.int32)   # 0: no training points
 
   # The pools depend on the teacher and seeds only: a program of their own, compiled once and
@@ -336,12 +357,14 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   x_pool, y_pool = jax.block_until_ready(pools(student.teacher, seeds_s, n_max, train.noise_std, train.dtype))
   pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
 
-  def per_replicate(seed, member):
-    init_key, batch_key = data_lib.member_keys(seed, member)
-    return batch_key, student.init(init_key, dtype)
+  narrow = any(w != student.spec.width for w in widths)
 
-  def program(seeds_s, members_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
-    batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s)
+  def per_replicate(seed, member, width):
+    init_key, batch_key = data_lib.member_keys(seed, member)
+    return batch_key, student.init(init_key, dtype, width if narrow else None)
+
+  def program(seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
+    batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
     parts = []
     for idx, size, is_online in loops:
       # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
@@ -365,18 +388,21 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
     rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
     # check_vma=False: the loops' scalar carries start replicated and become per-device.
-    program = jax.shard_map(program, mesh=mesh, in_specs=(rows, rows, rows, rows, rep, rep, rep, rep),
-                            out_specs=rows, check_vma=False)
-    seeds_s, members_s, x_pool, y_pool = (jax.device_put(a, jax.sharding.NamedSharding(mesh, rows))
-                                          for a in (seeds_s, members_s, x_pool, y_pool))
-  args = (seeds_s, members_s, x_pool, y_pool, ns_n, x_test, y_test, y_var)
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rows,) * 5 + (rep,) * 4, out_specs=rows,
+                            check_vma=False)
+    seeds_s, members_s, widths_s, x_pool, y_pool = (
+        jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (seeds_s, members_s, widths_s, x_pool, y_pool))
+  args = (seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile()
   t1 = time.perf_counter()
-  trained, evaluated = jax.block_until_ready(compiled(*args))
-  t2 = time.perf_counter()
+  run_s = np.inf
+  for _ in range(repeats):
+    t2 = time.perf_counter()
+    trained, evaluated = jax.block_until_ready(compiled(*args))
+    run_s = min(run_s, time.perf_counter() - t2)
   keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
-  out = _results(keep(trained), keep(evaluated), t1 - t0 + pools_compile, t2 - t1)
+  out = _results(keep(trained), keep(evaluated), t1 - t0 + pools_compile, run_s)
   out['memory_bytes'] = _memory(compiled)
   return out
 
@@ -397,22 +423,28 @@ def _memory(compiled) -> int | None:
 
 
 def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
-                     x_test, y_test, members: Sequence[int] | None = None,
+                     x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
                      predictions: bool = False) -> dict:
-  """The naive reference: each student trained alone by a jitted program, on exactly its n
-  points (no padding, no mask). Same replicates, same data, same results as `train_grid` up to
-  floating-point reduction order. Returns the same dict (compile time is inside run time)."""
+  """The naive reference: each student trained alone by a jitted program, at exactly its width
+  and on exactly its n points (no padding, no mask). Same replicates, same data, same results as
+  `train_grid` up to floating-point reduction order. Returns the same dict (compile time is
+  inside run time)."""
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
+  widths = _widths(student, widths, len(seeds))
   dtype = train.jnp_dtype
   n_max = max([n for n in ns if n is not None], default=1)
-  trainers = {online: jax.jit(functools.partial(train_one, student, train, online=online))
-              for online in (False, True)}
-  ev = jax.jit(functools.partial(evaluate, student, predictions=predictions))
+  programs = {}   # width -> (student, jitted trainers by online, jitted evaluation)
+  for width in sorted(set(widths)):
+    alone = student.replace(spec=dataclasses.replace(student.spec, width=width))
+    programs[width] = (alone, {online: jax.jit(functools.partial(train_one, alone, train, online=online))
+                               for online in (False, True)},
+                       jax.jit(functools.partial(evaluate, alone, predictions=predictions)))
   trained, evaluated = [], []
   t0 = time.perf_counter()
-  for seed, member in zip(seeds, members):
+  for seed, member, width in zip(seeds, members, widths):
+    alone, trainers, ev = programs[width]
     init_key, batch_key = data_lib.member_keys(seed, member)
-    params = student.init(init_key, dtype)
+    params = alone.init(init_key, dtype)
     # The labels of one pool, sliced: a pool drawn at size n has the same inputs (data.py) but
     # labels that may differ in the last bit, which training can amplify.
     x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)

@@ -17,6 +17,7 @@ from typing import Any
 
 import flax.struct
 import jax
+import jax.extend.random
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
@@ -89,11 +90,21 @@ class Student:
     return mlp_lib.MLP(width=s.width, depth=s.depth, out_dim=self.teacher.spec.out_dim,
                        activation=s.activation, gain=s.gain, bias_scale=s.bias_scale, dtype=dtype)
 
-  def init(self, key: jax.Array, dtype=jnp.float32):
+  def init(self, key: jax.Array, dtype=jnp.float32, width=None):
     """Initial parameters (a pytree) for one student: independent Gaussians, each entry with
-    the standard deviation of `init_std`, from a single draw (one random stream instead of one
-    per layer is much cheaper to compile inside the engine's program)."""
+    the standard deviation of `init_std`.
+
+    MLP students draw every entry at its own Threefry counter (layer, column, row), so an entry's
+    value does not depend on how wide the network is (one hash: cheap to compile). With `width` (may be traced) < spec.width, the student
+    is a width-`width` student padded with inert units: they start at 0, get zero gradients
+    (their outgoing weights are 0 and act(0) = 0) and stay 0, and the real units start exactly
+    as in an unpadded student of that width. Other students use one flat draw.
+    """
     std = self.init_std(dtype)
+    if self.spec.family == 'mlp' and self.spec.init == 'standard':
+      if width is not None:
+        std = _narrow(std, width, self.spec.gain)
+      return jax.tree.map(jnp.multiply, std, _entry_normals(key, std, dtype))
     flat_std, unravel = jax.flatten_util.ravel_pytree(std)
     return unravel(flat_std * jax.random.normal(key, flat_std.shape, dtype))
 
@@ -115,6 +126,56 @@ class Student:
     if self.spec.family == 'features':
       return self.teacher.features(x_nd) @ params['theta']
     return self.module(x_nd.dtype).apply(params, x_nd)
+
+
+BIAS_COLUMN = (1 << 20) - 1   # counter of a layer's bias "column"; kernel columns are 0, 1, ...
+
+
+def _layers(tree):
+  layers = tree['params']
+  return [layers[f'Dense_{i}'] for i in range(len(layers))]
+
+
+def _entry_normals(key, like, dtype):
+  """N(0, 1) entries shaped like the MLP tree `like`, entry (row r, column j) of layer i drawn
+  by Threefry at the counter pair (i·2^20 + j, r) (bias entries: column BIAS_COLUMN): what an
+  entry gets depends on its position only, never on the network's width. One hash over all
+  entries (counter mode, as jax.random itself), then the inverse-CDF transform to a normal."""
+  his, los, shapes = [], [], []
+  for i, l in enumerate(_layers(like)):
+    fan_in, fan_out = l['kernel'].shape
+    rows, cols = np.meshgrid(np.arange(fan_in), np.arange(fan_out), indexing='ij')
+    his += [i * (BIAS_COLUMN + 1) + cols.ravel(), np.full(fan_out, i * (BIAS_COLUMN + 1) + BIAS_COLUMN)]
+    los += [rows.ravel(), np.arange(fan_out)]
+    shapes += [(fan_in, fan_out), (fan_out,)]
+  hi, lo = np.concatenate(his).astype(np.uint32), np.concatenate(los).astype(np.uint32)
+  bits = jax.extend.random.threefry_2x32(jax.random.key_data(key), jnp.concatenate([hi, lo]))[: len(hi)]
+  # 23 random mantissa bits -> u in [1, 2) -> (-1, 1), then sqrt(2) erfinv (as jax.random.normal).
+  u = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32) - 1.0
+  u = jnp.clip(2.0 * u - 1.0, -1.0 + 2.0**-23, 1.0).astype(dtype)
+  z = np.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(u)
+  out, start = {}, 0
+  for i, shape in enumerate(shapes[::2]):
+    size = shape[0] * shape[1]
+    out[f'Dense_{i}'] = {'kernel': z[start:start + size].reshape(shape), 'bias': z[start + size:start + size + shape[1]]}
+    start += size + shape[1]
+  return {'params': out}
+
+
+def _narrow(std, width, gain):
+  """The standard deviations of a width-`width` student inside this wider one: hidden units
+  >= width get 0 (weights in and out), and kernels fed by hidden units have fan-in `width`."""
+  layers = _layers(std)
+  last = len(layers) - 1
+  out = {}
+  for i, l in enumerate(layers):
+    fan_in, fan_out = l['kernel'].shape
+    rows = (jnp.arange(fan_in) < width) if i > 0 else jnp.ones(fan_in, bool)
+    cols = (jnp.arange(fan_out) < width) if i < last else jnp.ones(fan_out, bool)
+    kernel_std = gain / jnp.sqrt(jnp.asarray(width, l['kernel'].dtype)) if i > 0 else l['kernel']
+    out[f'Dense_{i}'] = {'kernel': jnp.where(rows[:, None] & cols[None, :], kernel_std, 0.0).astype(l['kernel'].dtype),
+                         'bias': l['bias'] * cols}
+  return {'params': out}
 
 
 def make_student(spec: StudentSpec, teacher: teachers_lib.Teacher) -> Student:

@@ -124,6 +124,7 @@ def test_benchmark_checks_the_engine_against_the_loop():
   from experiments import benchmark
   out = benchmark.run_class('mini', benchmark.CellClass(width=4, depth=1, ns=(16, 32), seeds=2, steps=20), peak=1e10)
   assert out['results_match_loop'] and out['students'] == 4
+  assert out['float64_max_relative_difference'] < 1e-9 and out['float32_share_within_1pct'] > 0.5
   assert out['speedup_vs_loop'] == pytest.approx(out['engine_student_steps_per_s'] / out['loop_student_steps_per_s'])
   flops = 6 * benchmark.weights(benchmark.CellClass(4, 1, (16, 32), 2, 20)) * 2 * 48 * 20
   assert out['engine_flops'] == pytest.approx(flops / out['engine_run_seconds'])
@@ -140,3 +141,34 @@ def test_width_buckets_and_online_column_in_one_program():
   rtol, atol = REORDER_TOL['float32']
   np.testing.assert_allclose(grid['test_error'], alone['test_error'], rtol=rtol, atol=atol)
   assert np.all(np.isnan(grid['train_error'][:, 2])) and np.all(np.isfinite(grid['train_error'][:, [0, 1, 3]]))
+
+
+def test_narrow_students_padded_into_one_program_match_students_trained_alone(dtype):
+  """Widths 1, 3 and 8 in one width-8 program (padded with inert units) equal each student
+  trained alone at its own width, and the padding stays exactly zero."""
+  t, x, y = _setup(dtype, teachers.TeacherSpec('mlp', depth=2, width=4, activation='tanh', gain=1.4,
+                                               bias_scale=0.3))
+  train = engine.TrainSpec(steps=300, check_every=100, learning_rate=1e-2, dtype=dtype)
+  st = students.make_student(students.StudentSpec(width=8), t)
+  kw = dict(seeds=[0, 0, 1, 1], widths=[1, 3, 8, 3], ns=[20, 60], x_test=x, y_test=y)
+  grid, alone = engine.train_grid(st, train, **kw), engine.train_sequential(st, train, **kw)
+  rtol, atol = REORDER_TOL[dtype]
+  np.testing.assert_array_equal(grid['steps'], alone['steps'])
+  np.testing.assert_allclose(grid['test_error'], alone['test_error'], rtol=rtol, atol=atol)
+  assert len(np.unique(grid['test_error'][:, 0])) == 4       # different widths, different students
+
+
+def test_padded_initialization_is_the_narrow_students_own(x64):
+  from teacher_student import mlp
+  t = teachers.make_teacher(teachers.TeacherSpec('mlp', depth=3, width=4), GAUSS4, x64)
+  key = jax.random.key(7)
+  for w in (1, 5, 16):
+    narrow = students.make_student(students.StudentSpec(width=w, bias_scale=0.2), t).init(key, x64)
+    padded = students.make_student(students.StudentSpec(width=16, bias_scale=0.2), t).init(key, x64, width=w)
+    for a, b in zip(jax.tree.leaves(mlp.embed(narrow, 16)), jax.tree.leaves(padded)):
+      np.testing.assert_array_equal(a, b)
+  # The draws are standard normal: 2^18 hidden weights, rescaled by sqrt(fan_in).
+  z = np.asarray(students.make_student(students.StudentSpec(width=512), t).init(key, x64)['params']['Dense_1']['kernel'])
+  z = z * np.sqrt(512)
+  import scipy.stats
+  assert scipy.stats.kstest(z.ravel(), 'norm').pvalue > 1e-3 and abs(z.std() - 1) < 0.01

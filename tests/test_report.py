@@ -22,11 +22,10 @@ def synthetic_workdir(path):
   plan = study.plan(config)
   recs = []
   for g in plan.groups:
-    for seed, member in g.replicates:
-      for n in g.ns:
-        eps = LAW(g.width, float('inf') if n is None else n, seed)
+    for m, n, (seed, member) in plan.cells(g):
+        eps = LAW(m, float('inf') if n is None else n, seed)
         recs.append({'config_hash': plan.config_hash, 'kind': g.kind, 'variant': plan.variants[g.variant].label,
-                     'teacher': {}, 'm': g.width, 'n': n, 'seed': seed, 'member': member, 'P': 6 * g.width + 1,
+                     'teacher': {}, 'm': m, 'n': n, 'seed': seed, 'member': member, 'P': 6 * m + 1,
                      'steps': 100, 'stop': 'budget', 'status': 'not_converged', 'train_error': eps / 10,
                      'test_error': eps, 'test_se': eps / 100, 'learning_rate': 0.01, 'retries': 0,
                      'wall_seconds': 0.1, 'group_seconds': 1.0, 'group_compile_seconds': 0.5, 'group_cells': 4,

@@ -109,7 +109,7 @@ def test_unknown_preset(tmp_path):
 
 
 def test_sigkill_then_rerun_trains_each_cell_exactly_once(tmp_path):
-  flags = tiny_flags(students__widths='1,2,3', train__steps=1000)
+  flags = tiny_flags(students__widths='20,24,28', train__steps=600)   # > 16: a program each
   proc = subprocess.Popen([sys.executable, '-m', 'experiments.sweep', f'--config={QUICK}',
                            f'--workdir={tmp_path}', '--progress=false', *flags], cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -229,7 +229,7 @@ def test_slurm_path_with_submitit_local_executor(tmp_path, one_device_float64):
 def test_plan_partitions_cells_across_shards():
   config = tiny_config(decomposition__ensemble_members=2)
   full = study.plan(config)
-  keys = lambda p: [p.cell_key(g, n, r) for g in p.groups for r in g.replicates for n in g.ns]
+  keys = lambda p: [p.cell_key(g, m, n, r) for g in p.groups for m, n, r in p.cells(g)]
   all_keys = keys(full)
   parts = [keys(study.plan(config, (i, 3))) for i in range(3)]
   assert len(set(all_keys)) == len(all_keys) == sum(len(p) for p in parts)
@@ -238,3 +238,5 @@ def test_plan_partitions_cells_across_shards():
   # 2 widths × 3 columns × 2 seeds students + 2 seeds × 2 n ensemble cells (2 members each)
   assert len(all_keys) == 12 + 4
   assert {g.members for g in full.groups if g.kind == 'ensemble'} == {2}
+  # Widths 2 and 4 share one program (both <= study.MERGE_WIDTHS_UP_TO).
+  assert [g.cell_widths for g in full.groups if g.kind == 'student'] == [(2, 4)]

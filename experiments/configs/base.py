@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
       test_seed=1 << 20, max_n=1 << 20, noise_std=0.0))
   c.seeds = 3
   c.train = ml_collections.ConfigDict(dict(
-      optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=8000,
+      optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=16000,
       batch_size=0, tol=1e-9, plateau_rtol=0.0, patience=4, check_every=500, online_batch=256,
       dtype='float32', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
