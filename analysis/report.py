@@ -37,9 +37,12 @@ def code_version() -> str:
 
 
 def provenance(workdir, records, cfg) -> dict:
+  # One training program writes all its cells (several widths when merged) with the same
+  # finish time and group timings; count each program once.
   groups = {}
   for r in records:
-    groups[(r['kind'], json.dumps(r['variant'], sort_keys=True), r['m'], r['finished_at'], r['group_seconds'])] = r
+    groups[(r['kind'], json.dumps(r['variant'], sort_keys=True), r['finished_at'], r['group_seconds'],
+            r['group_cells'])] = r
   times = sorted(r['finished_at'] for r in records)
   return {
       'workdir': str(workdir), 'preset': cfg['config'].get('name', ''), 'config hash': cfg['hash'],
