@@ -226,12 +226,24 @@ def exponents(points, knob, out_dir):
             ('beta', 'tab:orange', 'β (width exponent, online)')]
   if all('beta_P' in p for p in points):
     series.append(('beta_P', 'tab:green', 'β_P (parameter-count exponent, online)'))
-  for key, color, label in series:
+  # Intervals can be far wider than the estimates (few seeds, a realizable cliff instead of a power
+  # law); the axis follows the estimates and an interval running past the top ends in an arrow.
+  estimates = np.asarray([p[key] for key, *_ in series for p in points], float)
+  top = 1.5 * max(np.nanmax(estimates, initial=0.0), 4 / min(xs) if numeric and min(xs) > 0 else 0.0, 0.1)
+  step = 0.015 * (max(xs) - min(xs) or 1)
+  clipped = False
+  for s, (key, color, label) in enumerate(series):
+    x = np.asarray(xs, float) + (s - (len(series) - 1) / 2) * step
     y = np.asarray([p[key] for p in points], float)
     lo = np.asarray([p[f'{key}_lo'] for p in points], float)
     hi = np.asarray([p[f'{key}_hi'] for p in points], float)
-    ax.errorbar(xs, y, yerr=[np.nan_to_num(y - lo), np.nan_to_num(hi - y)], fmt='o-', color=color,
+    over = hi > top
+    clipped |= bool(over.any())
+    hi = np.where(over, top, hi)
+    ax.errorbar(x, y, yerr=[np.nan_to_num(y - lo), np.nan_to_num(hi - y)], fmt='o-', color=color,
                 capsize=3, label=label)
+    ax.plot(x[over], np.full(over.sum(), top), '^', color=color, ms=6, clip_on=False)
+  ax.set_ylim(0, top)
   if knob in ('inputs.intrinsic_dim', 'inputs.dim') and numeric:
     d = np.linspace(min(xs), max(xs), 100)
     ax.plot(d, 4 / d, 'k--', lw=1, label='4/d (Sharma & Kaplan 2020), d as set')
@@ -248,7 +260,8 @@ def exponents(points, knob, out_dir):
   png, path = _save(fig, out_dir, 'fig5_exponents', rows, cols)
   return png, path, ('Fitted exponents per level of the ablated knob with 95% intervals: α from the widest '
                      'student\'s learning curve, β (in width) and β_P (in parameter count) from the online '
-                     'width curve.')
+                     'width curve.' + (' Triangles at the top: the interval continues above the axis '
+                                        '(see the CSV).' if clipped else ''))
 
 
 def nyquist(companion, out_dir):

@@ -1,20 +1,25 @@
-r"""Benchmarks the training engine against the naive loop and the machine's matmul throughput.
+r"""Benchmarks the training engine against one-at-a-time loops, PyTorch and the machine's matmul.
 
   python -m experiments.benchmark --out=bench.json
 
-In one run, for three fixed cell classes (tiny, medium, large), times
+In one run, for three fixed cell classes (tiny, medium, large), times in float32
   - the engine: the class's students (replicates × n) in one compiled program (`train_grid`),
-  - the naive loop: the same students one at a time, each with its own jitted training loop
-    (`train_sequential`; its compilation is timed apart from its run),
+  - the naive loop (`speedup_vs_loop`): the same students one at a time, a jitted Adam step
+    called from Python once per step — how a first JAX script trains a student,
+  - the fused loop (`speedup_vs_fused_loop`): the same students one at a time, each training
+    compiled whole into one program (`engine.train_sequential`) — a strong baseline with no
+    per-step host round trip, which the engine can only beat by batching,
+  - if PyTorch is importable, the same students in PyTorch (`benchmark_torch`: stacked, bmm),
   - the machine's dense matmul (float32, jnp.dot) in the same process,
 and reports student-steps/s, achieved FLOP/s (6 · n · weights per student-step, padding not
-counted), their ratios, compile time apart from run time and the compiled program's memory.
+counted), their ratios, compile time apart from run time (every loop's programs are compiled
+ahead of time and not counted in its run time) and the compiled program's memory.
 
-It checks that the engine's results are the loop's: the timed float32 runs agree up to the
-chaotic amplification of rounding differences (reported: the share of students within 1%, and
-the largest relative difference — a ReLU unit flipping on a last-bit difference can fork a
-trajectory), and the same cells rerun in float64 must agree to 1e-9 (`results_match_loop`).
-"""
+It checks that they compute the same thing: the timed float32 runs of the engine and the fused
+loop agree up to the chaotic amplification of rounding differences (reported: the share of
+students within 1%, and the largest relative difference — a ReLU unit flipping on a last-bit
+difference can fork a trajectory), and the same cells rerun in float64 must agree to 1e-9, the
+engine and the naive loop with the fused loop (`results_match_loop`; PyTorch's is reported)."""
 
 from experiments import host
 
@@ -31,8 +36,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import app, flags
 
+from experiments import benchmark_torch
 from teacher_student import data, engine, inputs, students, teachers
 
 MATCH_RTOL_FLOAT64 = 1e-9   # tests/conftest.py explains the values
@@ -90,48 +97,109 @@ def _relative_difference(a, b):
   return np.abs(a['test_error'] - b['test_error']) / np.abs(b['test_error'])
 
 
-def float64_match(cls: CellClass) -> float:
-  """The largest relative difference of test errors, engine vs loop, on the class's cells in float64."""
+def naive_loop(student, train, *, seeds, ns, x_test, y_test) -> dict:
+  """The loop a first JAX script writes: one student at a time, a jitted full-batch Adam step
+  called from Python once per step, then the engine's evaluation. The step is compiled ahead of
+  time per n (compile_seconds) and not counted in run_seconds.
+
+  Returns {'test_error': (S, N), 'compile_seconds', 'run_seconds'}.
+  """
+  opt = engine.optimizer(train)
+  dtype = train.jnp_dtype
+  x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
+  y_var = engine.output_variance(y_test)
+
+  def step(params, opt_state, x_nd, y_nk):
+    loss_fn = lambda p: jnp.mean((student.apply(p, x_nd) - y_nk) ** 2) / y_var   # as engine.train_one
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  evaluate = jax.jit(lambda p: engine.normalized_error(
+      *engine.squared_error_sums(student, p, x_test, y_test, jnp.ones(x_test.shape[0], dtype)),
+      x_test.shape[0], y_var)[0])
+  compiled, compile_s = {}, 0.0
+  test_error = np.zeros((len(seeds), len(ns)))
+  t0 = time.perf_counter()
+  for i, seed in enumerate(seeds):
+    params0 = student.init(data.member_keys(seed, 0)[0], dtype)
+    x_pool, y_pool = data.train_pool(student.teacher, seed, max(ns), train.noise_std, dtype)
+    for j, n in enumerate(ns):
+      params, opt_state, x_nd, y_nk = params0, opt.init(params0), x_pool[:n], y_pool[:n]
+      if n not in compiled:
+        tc = time.perf_counter()
+        compiled[n] = (jax.jit(step).lower(params, opt_state, x_nd, y_nk).compile(),
+                       evaluate.lower(params).compile())
+        compile_s += time.perf_counter() - tc
+      step_n, evaluate_n = compiled[n]
+      for _ in range(train.steps):
+        params, opt_state = step_n(params, opt_state, x_nd, y_nk)
+      test_error[i, j] = float(evaluate_n(params))
+  return {'test_error': test_error, 'compile_seconds': compile_s,
+          'run_seconds': time.perf_counter() - t0 - compile_s}
+
+
+def float64_match(cls: CellClass) -> dict:
+  """The largest relative differences of test errors from the fused loop's, in float64, on the
+  class's cells: the engine's, the naive loop's and (if installed) PyTorch's; and whether the
+  engine ran the same steps."""
   with jax.enable_x64(True):
     student, train, kw = _cells(cls, 'float64')
-    grid, loop = engine.train_grid(student, train, **kw), engine.train_sequential(student, train, **kw)
-  return float(_relative_difference(grid, loop).max())
+    fused = engine.train_sequential(student, train, **kw)
+    grid = engine.train_grid(student, train, **kw)
+    out = {'float64_max_relative_difference': float(_relative_difference(grid, fused).max()),
+           'naive_float64_max_relative_difference': float(_relative_difference(naive_loop(student, train, **kw),
+                                                                               fused).max()),
+           'same_steps': bool(np.array_equal(grid['steps'], fused['steps']))}
+    if benchmark_torch.available():
+      out['torch_float64_max_relative_difference'] = float(
+          _relative_difference(benchmark_torch.train(student, train, **kw), fused).max())
+  return out
+
+
+def _fastest(runs):
+  return min(runs, key=lambda r: r['run_seconds'])
 
 
 def run_class(name, cls: CellClass, peak: float, repeats: int = 3) -> dict:
-  """Times a class: the engine's fastest of `repeats` runs of its compiled program, the loop's
-  fastest of two passes after a first one that compiles it."""
+  """Times a class in float32: the engine (fastest of `repeats` runs of its compiled program)
+  against the naive loop, the fused loop and PyTorch (each the fastest of two passes, compilation
+  apart), and checks in float64 that all of them compute the same errors."""
   student, train, kw = _cells(cls, 'float32')
-  grid = engine.train_grid(student, train, repeats=repeats, **kw)
-  t0 = time.perf_counter()
-  engine.train_sequential(student, train, **kw)          # compiles one program per n, and runs
-  first = time.perf_counter() - t0
-  loop = min((engine.train_sequential(student, train, **kw) for _ in range(2)), key=lambda r: r['run_seconds'])
-  loop_compile = max(first - loop['run_seconds'], 0.0)
   students_n = cls.seeds * len(cls.ns)
   student_steps = students_n * cls.steps
   useful_flops = 6 * weights(cls) * cls.seeds * sum(cls.ns) * cls.steps
-  rel32 = _relative_difference(grid, loop)
-  rel64 = float64_match(cls)
-  same = bool(rel64 <= MATCH_RTOL_FLOAT64 and np.array_equal(grid['steps'], loop['steps']))
-  engine_sps, loop_sps = student_steps / grid['run_seconds'], student_steps / loop['run_seconds']
-  out = {
-      'cells': dataclasses.asdict(cls), 'students': students_n, 'weights_per_student': weights(cls),
-      'engine_student_steps_per_s': engine_sps, 'loop_student_steps_per_s': loop_sps,
-      'speedup_vs_loop': engine_sps / loop_sps,
-      'engine_flops': useful_flops / grid['run_seconds'], 'loop_flops': useful_flops / loop['run_seconds'],
-      'fraction_of_matmul_peak': useful_flops / grid['run_seconds'] / peak,
-      'loop_fraction_of_matmul_peak': useful_flops / loop['run_seconds'] / peak,
-      'engine_compile_seconds': grid['compile_seconds'], 'engine_run_seconds': grid['run_seconds'],
-      'loop_compile_seconds': loop_compile, 'loop_run_seconds': loop['run_seconds'],
-      'engine_memory_bytes': grid.get('memory_bytes'),
-      'float32_share_within_1pct': float(np.mean(rel32 <= 0.01)),
-      'float32_max_relative_difference': float(rel32.max()),
-      'float64_max_relative_difference': rel64, 'results_match_loop': same,
-  }
-  print(f'{name:>6}: engine {engine_sps:10.0f} student-steps/s ({out["fraction_of_matmul_peak"]:.1%} of matmul), '
-        f'loop {loop_sps:10.0f} ({out["loop_fraction_of_matmul_peak"]:.1%}); speedup {out["speedup_vs_loop"]:.2f}x; '
-        f'compile {grid["compile_seconds"]:.1f}s; match {same}', file=sys.stderr)
+  runs = {'engine': engine.train_grid(student, train, repeats=repeats, **kw),
+          'loop': _fastest([naive_loop(student, train, **kw) for _ in range(2)]),
+          'fused_loop': _fastest([engine.train_sequential(student, train, **kw) for _ in range(2)])}
+  if benchmark_torch.available():
+    runs['torch'] = _fastest([benchmark_torch.train(student, train, **kw) for _ in range(2)])
+  out = {'cells': dataclasses.asdict(cls), 'students': students_n, 'weights_per_student': weights(cls),
+         'torch': benchmark_torch.version()}
+  for key, r in runs.items():
+    out[f'{key}_student_steps_per_s'] = student_steps / r['run_seconds']
+    out[f'{key}_flops'] = useful_flops / r['run_seconds']
+    out[f'{key}_fraction_of_matmul_peak'] = useful_flops / r['run_seconds'] / peak
+    out[f'{key}_run_seconds'] = r['run_seconds']
+    out[f'{key}_compile_seconds'] = r.get('compile_seconds', 0.0)
+    if key != 'engine':
+      out[f'speedup_vs_{key}'] = r['run_seconds'] / runs['engine']['run_seconds']
+  out['fraction_of_matmul_peak'] = out.pop('engine_fraction_of_matmul_peak')
+  out['engine_memory_bytes'] = runs['engine'].get('memory_bytes')
+  rel32 = _relative_difference(runs['engine'], runs['fused_loop'])
+  out['float32_share_within_1pct'] = float(np.mean(rel32 <= 0.01))
+  out['float32_max_relative_difference'] = float(rel32.max())
+  match = float64_match(cls)
+  same_steps = match.pop('same_steps')
+  out.update(match)
+  out['results_match_loop'] = bool(same_steps and match['float64_max_relative_difference'] <= MATCH_RTOL_FLOAT64
+                                   and match['naive_float64_max_relative_difference'] <= MATCH_RTOL_FLOAT64)
+  print(f'{name:>6}: engine {out["engine_student_steps_per_s"]:9.0f} student-steps/s '
+        f'({out["fraction_of_matmul_peak"]:.1%} of matmul); speedup vs naive loop '
+        f'{out["speedup_vs_loop"]:.2f}x, vs fused loop {out["speedup_vs_fused_loop"]:.2f}x'
+        + (f', vs PyTorch {out["speedup_vs_torch"]:.2f}x' if 'torch' in runs else ' (PyTorch not installed)')
+        + f'; engine compile {out["engine_compile_seconds"]:.1f}s; results match {out["results_match_loop"]}',
+        file=sys.stderr)
   return out
 
 
@@ -144,7 +212,8 @@ def main(argv):
     cli.fail(f'unknown cell classes {unknown}; choose from {", ".join(CLASSES)}')
   peak = matmul_flops()
   report = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
-                        'devices': [str(d) for d in jax.devices()], 'jax': jax.__version__},
+                        'devices': [str(d) for d in jax.devices()], 'jax': jax.__version__,
+                        'torch': benchmark_torch.version()},
             'matmul_flops': peak}
   print(f'matmul: {peak / 1e9:.1f} GFLOP/s', file=sys.stderr)
   for name in flags.FLAGS.classes:

@@ -69,7 +69,7 @@ def ablation(knob: str, levels: tuple, size: str = 'quick', **changes) -> ml_col
   if size == 'quick':
     c.students.widths = (2, 4, 8, 16, 32)
     c.data.ns = (32, 128, 512, 2048)
-    c.seeds = 2
+    c.seeds = 3
     c.train.steps = 4000
   for field, value in changes.items():
     section, leaf = field.split('.')
