@@ -75,3 +75,22 @@ def embed(params, width: int):
     padded[f'Dense_{i}'] = {'kernel': jnp.pad(kernel, [(0, grow_in), (0, grow_out)]),
                             'bias': jnp.pad(bias, [(0, grow_out)])}
   return {'params': padded}
+
+
+def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
+  """The same function as `MLP.apply(params, x)`, computed on transposed activations:
+  x_dn (D, n) -> y_kn (out_dim, n).
+
+  With the sample axis minor-most, XLA:CPU runs the narrow layers of small students as matmuls
+  with a long inner dimension, much faster than the (n, width) layout (experiments/benchmark.py:
+  the training loss uses this form).
+  """
+  act = ACTIVATIONS[activation]
+  layers = params['params']
+  h = x_dn
+  for i in range(len(layers)):
+    layer = layers[f'Dense_{i}']
+    h = jnp.einsum('io,in->on', layer['kernel'], h) + layer['bias'][:, None]
+    if i < len(layers) - 1:
+      h = act(h)
+  return h

@@ -127,6 +127,12 @@ class Student:
       return self.teacher.features(x_nd) @ params['theta']
     return self.module(x_nd.dtype).apply(params, x_nd)
 
+  def apply_feature_major(self, params, x_dn: jax.Array) -> jax.Array:
+    """The same outputs on transposed arrays: (D, n) -> (out_dim, n) (the training loop's layout)."""
+    if self.spec.family == 'features':
+      return (self.teacher.features(x_dn.T) @ params['theta']).T
+    return mlp_lib.apply_feature_major(params, x_dn, self.spec.activation)
+
 
 BIAS_COLUMN = (1 << 20) - 1   # counter of a layer's bias "column"; kernel columns are 0, 1, ...
 
