@@ -479,7 +479,9 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
         tc = time.perf_counter()
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
-        compiled[width, k, n is None] = (trainer.lower(*train_args).compile(), ev.lower(*eval_args).compile())
+        options = compiler_options(jax.devices()[0].platform)   # as train_grid's program
+        compiled[width, k, n is None] = (trainer.lower(*train_args).compile(options),
+                                         ev.lower(*eval_args).compile(options))
         compile_s += time.perf_counter() - tc
       trainer, ev = compiled[width, k, n is None]
       p, steps, reason = trainer(*train_args)
