@@ -21,6 +21,7 @@ try:
 except ImportError:   # the benchmark reports the PyTorch column as absent
   torch = None
 
+
 def available() -> bool:
   return torch is not None
 
@@ -88,4 +89,3 @@ def train(student, train, *, seeds, ns, x_test, y_test) -> dict:
 
 def version() -> str | None:
   return None if torch is None else torch.__version__
-
