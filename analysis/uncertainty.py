@@ -70,7 +70,8 @@ def whitened_features(teacher, x_nd):
 
 
 @jax.jit
-def _linearized(psi_pool_nkp, psi_test_tkp, ns, y_var):
+def _uncertainty(psi_pool_nkp, psi_test_tkp, ns, y_var):
+  """U(n) from whitened rows, for (a) and (b) alike: (N,)."""
   # The mean over test rows is over points and outputs, as in the normalized error.
   test = psi_test_tkp.reshape(-1, psi_test_tkp.shape[-1])
   return _nested(lambda rows: residual_energy(rows, test), psi_pool_nkp, ns) / y_var
@@ -78,17 +79,15 @@ def _linearized(psi_pool_nkp, psi_test_tkp, ns, y_var):
 
 def linearized(teacher, x_pool, x_test, ns, y_var):
   """U(n) by estimator (b) (equal to (a) on linear teachers) for nested samples: (N,)."""
-  return _linearized(whitened_features(teacher, x_pool), whitened_features(teacher, x_test),
-                     jnp.asarray(ns), y_var)
+  return _uncertainty(whitened_features(teacher, x_pool), whitened_features(teacher, x_test),
+                      jnp.asarray(ns), y_var)
 
 
 def closed_form(teacher, x_pool, x_test, ns, y_var):
   """U(n) by estimator (a), from the basis φ of a linear-in-parameter teacher: (N,)."""
   sigma0 = jnp.ravel(teacher.prior_std['theta'])[0]
-  psi_pool = (sigma0 * teacher.features(x_pool))[:, None, :]
-  psi_test = sigma0 * teacher.features(x_test)
-  return jax.jit(lambda p, t: _nested(lambda rows: residual_energy(rows, t), p, jnp.asarray(ns)))(
-      psi_pool, psi_test) / y_var
+  psi = lambda x: (sigma0 * teacher.features(x))[:, None, :]   # one row per point
+  return _uncertainty(psi(x_pool), psi(x_test), jnp.asarray(ns), y_var)
 
 
 def identifiability_threshold(teacher, x_nd) -> int:

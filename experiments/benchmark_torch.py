@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from teacher_student import data as data_lib
+from teacher_student import engine
 
 try:
   import torch
@@ -67,7 +68,7 @@ def train(student, train, *, seeds, ns, x_test, y_test) -> dict:
   x_pool = torch.tensor(np.stack([np.asarray(x) for x, _ in pools]))
   y_pool = torch.tensor(np.stack([np.asarray(y) for _, y in pools]))
   x_test_t, y_test_t = torch.tensor(np.asarray(x_test)), torch.tensor(np.asarray(y_test))
-  y_var = float(np.mean(np.var(np.asarray(y_test), axis=0)))   # engine.output_variance
+  y_var = float(engine.output_variance(y_test))
   inits = [_stacked_params(student, seeds, dtype) for _ in ns]
   test_error = np.zeros((len(seeds), len(ns)))
   t0 = time.perf_counter()

@@ -44,8 +44,8 @@ EVAL_CHUNK = 4096
 # faster (measured on 2 cores with experiments/benchmark.py cell shapes).
 FEATURE_MAJOR_MAX_WIDTH = 16
 # XLA:CPU at LLVM optimization level 1 instead of its default: the same results bit for bit,
-# 20% less compilation and up to 2.6x faster training loops here (the quick study's band-limited
-# companion; measured on 2 cores). Other platforms keep their defaults.
+# 17-27% less compilation of a training program and up to 2.6x faster training loops here (the
+# quick study's band-limited companion; measured on 2 cores). Other platforms keep their defaults.
 CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
 
 
@@ -461,6 +461,7 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   dtype = train.jnp_dtype
   n_max = max([n for n in ns if n is not None], default=1)
   compiled = {}   # (width, k, online) -> (compiled trainer, compiled evaluation)
+  options = compiler_options(jax.devices()[0].platform)   # as train_grid's program
   compile_s = 0.0
   trained, evaluated = [], []
   t0 = time.perf_counter()
@@ -479,7 +480,6 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
         tc = time.perf_counter()
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
-        options = compiler_options(jax.devices()[0].platform)   # as train_grid's program
         compiled[width, k, n is None] = (trainer.lower(*train_args).compile(options),
                                          ev.lower(*eval_args).compile(options))
         compile_s += time.perf_counter() - tc

@@ -95,10 +95,11 @@ class Student:
     the standard deviation of `init_std`.
 
     MLP students draw every entry at its own Threefry counter (layer, column, row), so an entry's
-    value does not depend on how wide the network is (one hash: cheap to compile). With `width` (may be traced) < spec.width, the student
-    is a width-`width` student padded with inert units: they start at 0, get zero gradients
-    (their outgoing weights are 0 and act(0) = 0) and stay 0, and the real units start exactly
-    as in an unpadded student of that width. Other students use one flat draw.
+    value does not depend on how wide the network is (one hash: cheap to compile). With `width`
+    (may be traced) < spec.width, the student is a width-`width` student padded with inert
+    units: they start at 0, get zero gradients (their outgoing weights are 0 and act(0) = 0) and
+    stay 0, and the real units start exactly as in an unpadded student of that width. Other
+    students use one flat draw.
     """
     std = self.init_std(dtype)
     if self.spec.family == 'mlp' and self.spec.init == 'standard':
