@@ -13,7 +13,9 @@ In one run, for three fixed cell classes (tiny, medium, large), times in float32
   - the machine's dense matmul (float32, jnp.dot) in the same process,
 and reports student-steps/s, achieved FLOP/s (6 · n · weights per student-step, padding not
 counted), their ratios, compile time apart from run time (every loop's programs are compiled
-ahead of time and not counted in its run time) and the compiled program's memory.
+ahead of time and not counted in its run time) and the compiled program's memory. Each method is
+timed in three interleaved rounds and keeps its fastest: this machine's speed drifts by 10-20%
+between seconds, which would otherwise decide ratios near 1.
 
 It checks that they compute the same thing: the timed float32 runs of the engine and the fused
 loop agree up to the chaotic amplification of rounding differences (reported: the share of
@@ -157,23 +159,26 @@ def float64_match(cls: CellClass) -> dict:
   return out
 
 
-def _fastest(runs):
-  return min(runs, key=lambda r: r['run_seconds'])
-
-
-def run_class(name, cls: CellClass, peak: float, repeats: int = 3) -> dict:
-  """Times a class in float32: the engine (fastest of `repeats` runs of its compiled program)
-  against the naive loop, the fused loop and PyTorch (each the fastest of two passes, compilation
-  apart), and checks in float64 that all of them compute the same errors."""
+def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
+  """Times a class in float32: the engine, the naive loop, the fused loop and PyTorch, each
+  timed once per round (compilation apart) in `rounds` interleaved rounds, so that a slow spell
+  of the machine hits them alike; each keeps its fastest pass (and its first pass's compile
+  time). Then checks in float64 that all of them compute the same errors."""
   student, train, kw = _cells(cls, 'float32')
   students_n = cls.seeds * len(cls.ns)
   student_steps = students_n * cls.steps
   useful_flops = 6 * weights(cls) * cls.seeds * sum(cls.ns) * cls.steps
-  runs = {'engine': engine.train_grid(student, train, repeats=repeats, **kw),
-          'loop': _fastest([naive_loop(student, train, **kw) for _ in range(2)]),
-          'fused_loop': _fastest([engine.train_sequential(student, train, **kw) for _ in range(2)])}
+  methods = {'engine': engine.train_grid, 'loop': naive_loop, 'fused_loop': engine.train_sequential}
   if benchmark_torch.available():
-    runs['torch'] = _fastest([benchmark_torch.train(student, train, **kw) for _ in range(2)])
+    methods['torch'] = benchmark_torch.train
+  runs = {}
+  for _ in range(rounds):
+    for key, method in methods.items():
+      r = method(student, train, **kw)
+      if key not in runs:
+        runs[key] = r
+      elif r['run_seconds'] < runs[key]['run_seconds']:
+        runs[key] = {**r, 'compile_seconds': runs[key].get('compile_seconds', 0.0)}
   out = {'cells': dataclasses.asdict(cls), 'students': students_n, 'weights_per_student': weights(cls),
          'torch': benchmark_torch.version()}
   for key, r in runs.items():

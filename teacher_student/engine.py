@@ -1,14 +1,15 @@
 """The training engine: many students of one shape in one compiled program (DESIGN §3–§4).
 
-`train_one` trains a single student: MSE loss, an optax optimizer on the flattened parameters,
+`train_one` trains a single student: MSE loss, an optax optimizer on the (flattened) parameters,
 `lax.scan` over a chunk of steps inside a `lax.while_loop` over chunks, and a convergence rule.
 `train_grid` vmaps it over replicates (each with its own training pool) and, inside, over sample
 counts n: every student of a replicate sees the first n points of the same pool, padded to the
 largest n of its bucket and masked in the loss (buckets of n's within a factor 4, and the online
 column, are loops of the same compiled program). The replicate axis is sharded over the local
-devices. Under vmap a while-loop runs until every student has stopped; a stopped student's
-parameters are frozen, so each student's result is the one it would get alone
-(`train_sequential` is that one-at-a-time reference).
+devices, and each device vmaps its replicates in batches whose steps fit a memory budget
+(`replicate_batch`; big students train one at a time). Under vmap a while-loop runs until every
+student has stopped; a stopped student's parameters are frozen, so each student's result is the
+one it would get alone (`train_sequential` is that one-at-a-time reference).
 
 Stopping rule, checked every step: normalized training error <= tol (reason 'tolerance') or
 non-finite loss ('diverged'); checked every `check_every` steps: no relative improvement of the
@@ -47,6 +48,14 @@ FEATURE_MAJOR_MAX_WIDTH = 16
 # 17-27% less compilation of a training program and up to 2.6x faster training loops here (the
 # quick study's band-limited companion; measured on 2 cores). Other platforms keep their defaults.
 CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
+# How many bytes of training steps one device runs vmapped together (`replicate_batch`). On CPU:
+# students whose steps together touch more than this train one batch after another instead,
+# each batch's matmuls then big enough to fill the cores and its arrays near the cache (2 cores,
+# experiments/benchmark.py cells and others: students of width 128-512 on 1024-4096 points train
+# 5-15% faster one at a time than vmapped in fours; width 64 on 1024 points trains as fast either
+# way; small students need the vmap). Accelerators vmap up to a quarter of device memory.
+CPU_BATCH_BYTES = 8 << 20
+ACCELERATOR_MEMORY_SHARE = 0.25
 
 
 def compiler_options(platform: str) -> dict:
@@ -134,7 +143,7 @@ def _where(pred, new, old):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var, online=False):
+def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var, online=False, flat_params=True):
   """Trains one student; returns (params, steps run, stop reason code).
 
   Args:
@@ -147,6 +156,8 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     batch_key: the replicate's key for mini-batches and online samples.
     y_var: Var f*, so that the loss is the normalized training error.
     online: draw `train.online_batch` fresh samples from μ every step (n = ∞).
+    flat_params: optimize one flat parameter vector (what small students want, `step_bytes`);
+      False keeps the parameter tree (faster for students that train one at a time).
   """
   opt = optimizer(train)
   dtype = train.jnp_dtype
@@ -177,9 +188,11 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
               jnp.full((train.batch_size,), 1.0 / train.batch_size, dtype))
     return x_data, y_data, (jnp.arange(x_nd.shape[0]) < n).astype(dtype) / n
 
-  # The parameters travel as one flat vector: the optimizer update and the freeze-select are
-  # one fused operation each instead of one per layer (less to compile, fewer kernels a step).
-  flat0, unravel = jax.flatten_util.ravel_pytree(params)
+  # Small students' parameters travel as one flat vector: the optimizer update and the
+  # freeze-select are one fused operation each instead of one per layer (less to compile, fewer
+  # kernels a step: the quick study runs 15% faster). Big students keep the tree: slicing their
+  # weight matrices out of a flat vector costs up to 10% a step.
+  flat0, unravel = jax.flatten_util.ravel_pytree(params) if flat_params else (params, lambda p: p)
 
   def loss_fn(p, x, y, w_b):
     r = forward(unravel(p), x) - y
@@ -307,6 +320,32 @@ def buckets(ns: Sequence[int], ratio: float) -> list[list[int]]:
   return groups
 
 
+def step_bytes(student, train: TrainSpec, n: int) -> int:
+  """Bytes one training step of one student on n points touches: its batch of points (inputs,
+  labels, outputs), the pre-activation, activation and back-propagated error of every hidden
+  unit on each point, and the parameters, gradients and two optimizer moments."""
+  batch = train.batch_size or n
+  hidden = (student.spec.width * student.spec.depth if student.spec.family == 'mlp'
+            else student.teacher.num_basis)
+  k = student.teacher.spec.out_dim
+  return train.jnp_dtype.itemsize * (batch * (student.teacher.inputs.dim + 2 * k + 3 * hidden)
+                                     + 4 * student.num_params)
+
+
+def replicate_batch(student, train: TrainSpec, sizes: Sequence[int], device) -> int:
+  """How many replicates a device trains vmapped together (the rest wait for the next batch)
+  when each replicate trains one student per entry of `sizes` (points per step), so that their
+  steps touch at most CPU_BATCH_BYTES on CPU, or ACCELERATOR_MEMORY_SHARE of an accelerator's
+  memory (no limit if the device does not say). At least 1."""
+  per_replicate = sum(step_bytes(student, train, size) for size in sizes)
+  if device.platform == 'cpu':
+    budget = CPU_BATCH_BYTES
+  else:
+    stats = (device.memory_stats() or {}) if hasattr(device, 'memory_stats') else {}
+    budget = ACCELERATOR_MEMORY_SHARE * stats.get('bytes_limit', np.inf)
+  return int(max(1, min(budget // per_replicate, np.iinfo(np.int32).max)))
+
+
 def _widths(student, widths, count):
   """Per-replicate widths (default: the student's own), checked against the program's width."""
   if widths is None:
@@ -324,7 +363,7 @@ def _widths(student, widths, count):
 
 def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
                x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
-               devices=None, predictions: bool = False, bucket_ratio: float = 4.0, repeats: int = 1) -> dict:
+               devices=None, predictions: bool = False, bucket_ratio: float = 4.0) -> dict:
   """Trains the (replicate × n) grid of one student shape in one compiled program.
 
   Args:
@@ -346,7 +385,6 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
       smallest, each padded only to its own largest n. The buckets (and the online column) are
       training loops of the same compiled program, run one after the other, followed by one
       evaluation of every student. 0 pads everything to max(ns).
-    repeats: run the compiled program this many times and report the fastest (benchmarks).
 
   Returns:
     dict of numpy arrays of shape (S, N): train_error (NaN online), test_error, test_se
@@ -383,6 +421,15 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   x_pool, y_pool = jnp.take(x_pool_u, row_of_s, axis=0), jnp.take(y_pool_u, row_of_s, axis=0)
 
   narrow = any(w != student.spec.width for w in widths)
+  # Replicates vmapped together per device, for each loop: a divisor of the device's count
+  # (a remainder would compile the training loop twice); 0 = all of them (one vmap).
+  per_device = len(seeds_s) // len(devices)
+  batch = []
+  for idx, size, is_online in loops:
+    points = train.online_batch if is_online else size
+    most = replicate_batch(student, train, [points] * (1 if is_online else len(idx)), devices[0])
+    b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
+    batch.append(0 if b == per_device else b)
 
   def per_replicate(seed, member, width):
     init_key, batch_key = data_lib.member_keys(seed, member)
@@ -391,16 +438,18 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   def program(seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
     batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
     parts = []
-    for idx, size, is_online in loops:
+    for (idx, size, is_online), b in zip(loops, batch):
       # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
       # (unbatched operands), so e.g. the first layer of all of them is one matmul. Each loop
       # sees the pool cut to its own largest n (a pool's first n points do not depend on its
-      # size, data.py), so padding costs at most `bucket_ratio` per student.
-      def one(key, n, x, y, p, is_online=is_online):
-        return train_one(student, train, p, x, y, n, key, y_var, is_online)
+      # size, data.py), so padding costs at most `bucket_ratio` per student. Outer: the
+      # device's replicates, vmapped in batches of b (`replicate_batch`), one batch after another.
+      ns_b = ns_n[np.asarray(idx)]
+      def one(key, n, x, y, p, is_online=is_online, flat=(b or per_device) * len(idx) > 1):
+        return train_one(student, train, p, x, y, n, key, y_var, is_online, flat_params=flat)
       over_n = jax.vmap(one, in_axes=(None, 0, None, None, None))
-      over_sn = jax.vmap(over_n, in_axes=(0, None, 0, 0, 0))
-      parts.append(over_sn(batch_key, ns_n[np.asarray(idx)], x_pool[:, :size], y_pool[:, :size], params))
+      replicate = lambda a, over_n=over_n, ns_b=ns_b: over_n(a[0], ns_b, *a[1:])
+      parts.append(jax.lax.map(replicate, (batch_key, x_pool[:, :size], y_pool[:, :size], params), batch_size=b))
     trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
     params_sn, steps, reason = trained
     ev = functools.partial(evaluate, student, predictions=predictions)
@@ -421,11 +470,8 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compiler_options(devices[0].platform))
   t1 = time.perf_counter()
-  run_s = np.inf
-  for _ in range(repeats):
-    t2 = time.perf_counter()
-    trained, evaluated = jax.block_until_ready(compiled(*args))
-    run_s = min(run_s, time.perf_counter() - t2)
+  trained, evaluated = jax.block_until_ready(compiled(*args))
+  run_s = time.perf_counter() - t1
   keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
   out = _results(keep(trained), keep(evaluated), t1 - t0 + pools_compile, run_s)
   out['memory_bytes'] = _memory(compiled)
@@ -478,7 +524,9 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
       eval_args = (params, x_pool[:k], y_pool[:k], jnp.int32(0 if n is None else n), x_test, y_test, y_var)
       if (width, k, n is None) not in compiled:
         tc = time.perf_counter()
-        trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None))
+        # Flat parameters for students small enough to vmap in batches, the tree for big ones.
+        flat = replicate_batch(alone, train, [train.online_batch if n is None else k], jax.devices()[0]) > 1
+        trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None, flat_params=flat))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
         compiled[width, k, n is None] = (trainer.lower(*train_args).compile(options),
                                          ev.lower(*eval_args).compile(options))

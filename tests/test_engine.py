@@ -122,7 +122,8 @@ def test_float64_without_x64_is_refused_before_compute():
 def test_benchmark_checks_the_engine_against_the_loop():
   """The benchmark's own equality check and bookkeeping, on a miniature cell class."""
   from experiments import benchmark
-  out = benchmark.run_class('mini', benchmark.CellClass(width=4, depth=1, ns=(16, 32), seeds=2, steps=20), peak=1e10)
+  out = benchmark.run_class('mini', benchmark.CellClass(width=4, depth=1, ns=(16, 32), seeds=2, steps=20),
+                            peak=1e10, rounds=2)
   assert out['results_match_loop'] and out['students'] == 4
   assert out['float64_max_relative_difference'] < 1e-9 and out['float32_share_within_1pct'] > 0.5
   assert out['naive_float64_max_relative_difference'] < 1e-9
@@ -195,3 +196,36 @@ def test_feature_major_forward_is_the_same_function(activation, x64):
                                    teachers.make_teacher(teachers.TeacherSpec('random_features', width=32), GAUSS4, x64))
   theta = {'theta': jax.random.normal(jax.random.key(1), (32, 1), x64)}
   np.testing.assert_allclose(features.apply_feature_major(theta, x.T).T, features.apply(theta, x), rtol=0, atol=1e-12)
+
+
+def test_replicates_trained_in_batches_match_one_vmap(dtype, monkeypatch):
+  """Replicates too big to vmap together train in batches, one batch after another
+  (`engine.replicate_batch`): batches of 2 and of 1 (parameter tree instead of the flat vector)
+  give the errors of one vmap over all replicates, and of each student trained alone."""
+  t, x, y = _setup(dtype)
+  train = engine.TrainSpec(steps=300, check_every=100, dtype=dtype)
+  st = students.make_student(students.StudentSpec(width=6), t)
+  kw = dict(seeds=list(range(8)), ns=[10, 40, None], x_test=x, y_test=y)
+  one_vmap = engine.train_grid(st, train, **kw)
+  per_replicate = 2 * engine.step_bytes(st, train, 40)   # the bucket {10, 40}, padded to 40
+  rtol, atol = REORDER_TOL[dtype]
+  for b in (2, 1):
+    monkeypatch.setattr(engine, 'CPU_BATCH_BYTES', b * per_replicate)
+    assert engine.replicate_batch(st, train, [40, 40], jax.devices()[0]) == b
+    batched = engine.train_grid(st, train, **kw)
+    np.testing.assert_array_equal(batched['steps'], one_vmap['steps'])
+    for key in ('test_error', 'train_error'):
+      np.testing.assert_allclose(batched[key], one_vmap[key], rtol=rtol, atol=atol, err_msg=f'{key}, batch {b}')
+  alone = engine.train_sequential(st, train, **{**kw, 'seeds': [0, 5]})
+  np.testing.assert_allclose(batched['test_error'][[0, 5]], alone['test_error'], rtol=rtol, atol=atol)
+
+
+def test_benchmark_cells_get_their_batches_on_cpu():
+  """The large benchmark students (width 256 on 4096 points) train one at a time on CPU; the
+  tiny ones (width 16 on 256 points) all in one vmap."""
+  from experiments import benchmark
+  cpu = jax.devices('cpu')[0]
+  for name, expect in (('large', lambda b: b == 1), ('tiny', lambda b: b >= 32)):
+    cls = benchmark.CLASSES[name]
+    student, train, _ = benchmark._cells(cls, 'float32')
+    assert expect(engine.replicate_batch(student, train, [max(cls.ns)], cpu)), name
