@@ -50,10 +50,12 @@ FEATURE_MAJOR_MAX_WIDTH = 16
 CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
 # How many bytes of training steps one device runs vmapped together (`replicate_batch`). On CPU:
 # students whose steps together touch more than this train one batch after another instead,
-# each batch's matmuls then big enough to fill the cores and its arrays near the cache (2 cores,
-# experiments/benchmark.py cells and others: students of width 128-512 on 1024-4096 points train
-# 5-15% faster one at a time than vmapped in fours; width 64 on 1024 points trains as fast either
-# way; small students need the vmap). Accelerators vmap up to a quarter of device memory.
+# each batch's arrays then nearer the cache and its matmuls big enough to fill the cores.
+# Measured on 2 cores: students of width 128-512 on 1024-4096 points train 5-15% faster one at a
+# time than vmapped in fours, width 64 on 1024 points as fast either way; the quick study's
+# widths-1..16 program (15 replicates a device) runs in 2.7 s with 8 MiB (batches of 5), 2.9 s
+# with 4 MiB, 3.7 s with 16 MiB and 3.4 s all vmapped. Accelerators vmap up to a quarter of
+# device memory.
 CPU_BATCH_BYTES = 8 << 20
 ACCELERATOR_MEMORY_SHARE = 0.25
 
