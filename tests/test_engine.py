@@ -200,8 +200,9 @@ def test_feature_major_forward_is_the_same_function(activation, x64):
 
 def test_replicates_trained_in_batches_match_one_vmap(dtype, monkeypatch):
   """Replicates too big to vmap together train in batches, one batch after another
-  (`engine.replicate_batch`): batches of 2 and of 1 (parameter tree instead of the flat vector)
-  give the errors of one vmap over all replicates, and of each student trained alone."""
+  (`engine.replicate_batch`): batches of 2 and of 1 (where the online column, one student a
+  batch, trains on the parameter tree instead of the flat vector) give the errors of one vmap
+  over all replicates, and of each student trained alone."""
   t, x, y = _setup(dtype)
   train = engine.TrainSpec(steps=300, check_every=100, dtype=dtype)
   st = students.make_student(students.StudentSpec(width=6), t)
