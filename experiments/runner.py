@@ -43,6 +43,11 @@ def _rows(group, widths, reps):
   return [(m, s, j) for m in widths for s, _ in reps for j in range(group.members)]
 
 
+def _row_args(rows):
+  """`engine.train_grid`'s per-row arguments for (width, seed, member) rows."""
+  return dict(widths=[m for m, _, _ in rows], seeds=[s for _, s, _ in rows], members=[j for _, _, j in rows])
+
+
 def _train(student, group, rect, x_test, y_test, config, devices):
   """Trains a rectangle of cells (one row per width × replicate × member), retrying diverged
   rows with a smaller learning rate."""
@@ -50,8 +55,7 @@ def _train(student, group, rect, x_test, y_test, config, devices):
   rows = _rows(group, widths, reps)
   kw = dict(ns=list(ns), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
   train = group.train
-  out = engine.train_grid(student, train, seeds=[s for _, s, _ in rows], members=[j for _, _, j in rows],
-                          widths=[m for m, _, _ in rows], **kw)
+  out = engine.train_grid(student, train, **_row_args(rows), **kw)
   out['learning_rate'] = np.full(out['status'].shape, train.learning_rate)
   out['retries'] = np.zeros(out['status'].shape, int)
   for retry in range(1, config.train.max_retries + 1):
@@ -62,8 +66,7 @@ def _train(student, group, rect, x_test, y_test, config, devices):
       break
     train = dataclasses.replace(train, learning_rate=train.learning_rate * config.train.retry_lr_factor)
     again_rows = np.flatnonzero(bad.any(axis=1))
-    again = engine.train_grid(student, train, seeds=[rows[i][1] for i in again_rows],
-                              members=[rows[i][2] for i in again_rows], widths=[rows[i][0] for i in again_rows], **kw)
+    again = engine.train_grid(student, train, **_row_args([rows[i] for i in again_rows]), **kw)
     for key in ('train_error', 'test_error', 'test_se', 'steps', 'stop', 'status'):
       out[key][again_rows] = np.where(bad[again_rows], again[key], out[key][again_rows])
     if 'test_predictions' in out:

@@ -158,8 +158,8 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     batch_key: the replicate's key for mini-batches and online samples.
     y_var: Var f*, so that the loss is the normalized training error.
     online: draw `train.online_batch` fresh samples from μ every step (n = ∞).
-    flat_params: optimize one flat parameter vector (what small students want, `step_bytes`);
-      False keeps the parameter tree (faster for students that train one at a time).
+    flat_params: optimize one flat parameter vector (what small students want; the engine
+      decides by `uses_flat_params`); False keeps the parameter tree (faster for big students).
   """
   opt = optimizer(train)
   dtype = train.jnp_dtype
@@ -193,7 +193,7 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
   # Small students' parameters travel as one flat vector: the optimizer update and the
   # freeze-select are one fused operation each instead of one per layer (less to compile, fewer
   # kernels a step: the quick study runs 15% faster). Big students keep the tree: slicing their
-  # weight matrices out of a flat vector costs up to 10% a step.
+  # weight matrices out of a flat vector costs them 3-13% a step (width 256 on 4096 points).
   flat0, unravel = jax.flatten_util.ravel_pytree(params) if flat_params else (params, lambda p: p)
 
   def loss_fn(p, x, y, w_b):
@@ -343,9 +343,15 @@ def replicate_batch(student, train: TrainSpec, sizes: Sequence[int], device) -> 
   if device.platform == 'cpu':
     budget = CPU_BATCH_BYTES
   else:
-    stats = (device.memory_stats() or {}) if hasattr(device, 'memory_stats') else {}
+    stats = device.memory_stats() or {}
     budget = ACCELERATOR_MEMORY_SHARE * stats.get('bytes_limit', np.inf)
   return int(max(1, min(budget // per_replicate, np.iinfo(np.int32).max)))
+
+
+def uses_flat_params(student, train: TrainSpec, points: int, device) -> bool:
+  """Whether a student training on `points` points a step optimizes a flat parameter vector:
+  yes if at least two such students fit one batch (`replicate_batch`), else it keeps the tree."""
+  return replicate_batch(student, train, [points], device) > 1
 
 
 def _widths(student, widths, count):
@@ -426,12 +432,13 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   # Replicates vmapped together per device, for each loop: a divisor of the device's count
   # (a remainder would compile the training loop twice); 0 = all of them (one vmap).
   per_device = len(seeds_s) // len(devices)
-  batch = []
+  batch, flat = [], []
   for idx, size, is_online in loops:
     points = train.online_batch if is_online else size
     most = replicate_batch(student, train, [points] * (1 if is_online else len(idx)), devices[0])
     b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
     batch.append(0 if b == per_device else b)
+    flat.append(uses_flat_params(student, train, points, devices[0]))
 
   def per_replicate(seed, member, width):
     init_key, batch_key = data_lib.member_keys(seed, member)
@@ -440,15 +447,15 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   def program(seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
     batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
     parts = []
-    for (idx, size, is_online), b in zip(loops, batch):
+    for (idx, size, is_online), b, flat_b in zip(loops, batch, flat):
       # Inner vmap over n: a replicate's pool and initial parameters are shared by its n's
       # (unbatched operands), so e.g. the first layer of all of them is one matmul. Each loop
       # sees the pool cut to its own largest n (a pool's first n points do not depend on its
       # size, data.py), so padding costs at most `bucket_ratio` per student. Outer: the
       # device's replicates, vmapped in batches of b (`replicate_batch`), one batch after another.
       ns_b = ns_n[np.asarray(idx)]
-      def one(key, n, x, y, p, is_online=is_online, flat=(b or per_device) * len(idx) > 1):
-        return train_one(student, train, p, x, y, n, key, y_var, is_online, flat_params=flat)
+      def one(key, n, x, y, p, is_online=is_online, flat_b=flat_b):
+        return train_one(student, train, p, x, y, n, key, y_var, is_online, flat_params=flat_b)
       over_n = jax.vmap(one, in_axes=(None, 0, None, None, None))
       replicate = lambda a, over_n=over_n, ns_b=ns_b: over_n(a[0], ns_b, *a[1:])
       parts.append(jax.lax.map(replicate, (batch_key, x_pool[:, :size], y_pool[:, :size], params), batch_size=b))
@@ -509,7 +516,8 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   dtype = train.jnp_dtype
   n_max = max([n for n in ns if n is not None], default=1)
   compiled = {}   # (width, k, online) -> (compiled trainer, compiled evaluation)
-  options = compiler_options(jax.devices()[0].platform)   # as train_grid's program
+  device = jax.devices()[0]
+  options = compiler_options(device.platform)   # as train_grid's program
   compile_s = 0.0
   trained, evaluated = [], []
   t0 = time.perf_counter()
@@ -526,8 +534,7 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
       eval_args = (params, x_pool[:k], y_pool[:k], jnp.int32(0 if n is None else n), x_test, y_test, y_var)
       if (width, k, n is None) not in compiled:
         tc = time.perf_counter()
-        # Flat parameters for students small enough to vmap in batches, the tree for big ones.
-        flat = replicate_batch(alone, train, [train.online_batch if n is None else k], jax.devices()[0]) > 1
+        flat = uses_flat_params(alone, train, train.online_batch if n is None else k, device)   # as train_grid
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None, flat_params=flat))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
         compiled[width, k, n is None] = (trainer.lower(*train_args).compile(options),

@@ -23,14 +23,14 @@ def synthetic_workdir(path):
   recs = []
   for g in plan.groups:
     for m, n, (seed, member) in plan.cells(g):
-        eps = LAW(m, float('inf') if n is None else n, seed)
-        recs.append({'config_hash': plan.config_hash, 'kind': g.kind, 'variant': plan.variants[g.variant].label,
-                     'teacher': {}, 'm': m, 'n': n, 'seed': seed, 'member': member, 'P': 6 * m + 1,
-                     'steps': 100, 'stop': 'budget', 'status': 'not_converged', 'train_error': eps / 10,
-                     'test_error': eps, 'test_se': eps / 100, 'learning_rate': 0.01, 'retries': 0,
-                     'wall_seconds': 0.1, 'group_seconds': 1.0, 'group_compile_seconds': 0.5, 'group_cells': 4,
-                     'device': 'cpu:synthetic', 'shard': [0, 1], 'finished_at': '2026-01-01T00:00:00+00:00',
-                     **({'ensemble_variance': eps / 2, 'members': 2} if g.kind == 'ensemble' else {})})
+      eps = LAW(m, float('inf') if n is None else n, seed)
+      recs.append({'config_hash': plan.config_hash, 'kind': g.kind, 'variant': plan.variants[g.variant].label,
+                   'teacher': {}, 'm': m, 'n': n, 'seed': seed, 'member': member, 'P': 6 * m + 1,
+                   'steps': 100, 'stop': 'budget', 'status': 'not_converged', 'train_error': eps / 10,
+                   'test_error': eps, 'test_se': eps / 100, 'learning_rate': 0.01, 'retries': 0,
+                   'wall_seconds': 0.1, 'group_seconds': 1.0, 'group_compile_seconds': 0.5, 'group_cells': 4,
+                   'device': 'cpu:synthetic', 'shard': [0, 1], 'finished_at': '2026-01-01T00:00:00+00:00',
+                   **({'ensemble_variance': eps / 2, 'members': 2} if g.kind == 'ensemble' else {})})
   with results.Writer(path, config) as w:
     w.write(recs)
   return recs
