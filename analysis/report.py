@@ -36,6 +36,18 @@ def code_version() -> str:
     return 'unknown (not a git checkout)'
 
 
+def sweep_times(workdir, config_hash) -> dict:
+  """Wall time of the sweep runs that wrote the workdir, summed over runs and shards, and how
+  much of it JAX compiled (the next program compiles while one trains) and training waited."""
+  runs = results.load_summaries(workdir, config_hash)
+  if not runs:
+    return {}
+  total = lambda key: sum(r[key] for r in runs)
+  return {'sweep runs': str(len(runs)), 'sweep wall time (s)': f'{total("wall_seconds"):.1f}',
+          'compiling, overlapping training (s)': f'{total("compile_seconds"):.1f}',
+          'training waiting for compilation (s)': f'{total("compile_wait_seconds"):.1f}'}
+
+
 def provenance(workdir, records, cfg) -> dict:
   # One training program writes all its cells (several widths when merged) with the same
   # finish time and group timings; count each program once.
@@ -50,8 +62,9 @@ def provenance(workdir, records, cfg) -> dict:
       'cells': len(records),
       'status': '; '.join(f'{kind}: ' + ', '.join(f'{k} {v}' for k, v in sorted(tables.status_counts(records, kind).items()))
                           for kind in study.KINDS if any(r['kind'] == kind for r in records)),
-      'training wall time (s)': f'{sum(r["group_seconds"] for r in groups.values()):.1f}',
+      'programs, compile + run (s)': f'{sum(r["group_seconds"] for r in groups.values()):.1f}',
       'of which compilation (s)': f'{sum(r["group_compile_seconds"] for r in groups.values()):.1f}',
+      **sweep_times(workdir, cfg['hash']),
       'first / last cell finished': f'{times[0]} / {times[-1]}',
       'report written': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
   }

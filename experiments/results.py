@@ -2,6 +2,8 @@
 
   DIR/config.json                  the config, its hash, and the grid fields that may grow
   DIR/results/shard-I-of-K.jsonl   one JSON object per finished cell, written by shard I
+  DIR/sweeps/shard-I-of-K.jsonl    one JSON object per sweep run of shard I: its summary (cells
+                                   trained, wall and compilation seconds)
 
 Every line is flushed and fsynced as soon as its cell is done. A torn last line (a process
 killed mid-write) is ignored by readers and cut off before the next append, so its cell is
@@ -53,6 +55,22 @@ def load(workdir, config_hash: str | None = None) -> list[dict]:
         seen.add(key)
         out.append(rec)
   return out
+
+
+def append_summary(workdir, config, shard, summary: dict) -> None:
+  """Appends a sweep run's summary to this shard's sweep log (fsynced)."""
+  path = pathlib.Path(workdir) / 'sweeps' / f'shard-{shard[0]}-of-{shard[1]}.jsonl'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, 'a') as f:
+    f.write(json.dumps({'config_hash': study.config_hash(config), **summary}, sort_keys=True) + '\n')
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def load_summaries(workdir, config_hash: str) -> list[dict]:
+  """The sweep runs of a workdir's config, over all shards (torn lines skipped)."""
+  paths = sorted(glob.glob(str(pathlib.Path(workdir) / 'sweeps' / '*.jsonl')))
+  return [r for p in paths for r in read_jsonl(p) if r.get('config_hash') == config_hash]
 
 
 def read_config(workdir) -> dict:

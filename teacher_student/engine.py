@@ -369,10 +369,18 @@ def _widths(student, widths, count):
   return widths
 
 
-def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
-               x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
-               devices=None, predictions: bool = False, bucket_ratio: float = 4.0) -> dict:
-  """Trains the (replicate × n) grid of one student shape in one compiled program.
+def train_grid(student, train: TrainSpec, **grid) -> dict:
+  """Trains the (replicate × n) grid of one student shape in one compiled program: compiles
+  it (`compile_grid`, whose keyword arguments `grid` takes) and runs it."""
+  return compile_grid(student, train, **grid)()
+
+
+def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
+                 x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
+                 devices=None, predictions: bool = False, bucket_ratio: float = 4.0):
+  """Compiles the program that trains the (replicate × n) grid of one student shape; returns
+  a function of no arguments that runs it (`train_grid` calls it at once; a sweep can compile
+  the next grid while one runs).
 
   Args:
     student: a `students.Student` (its teacher labels the data).
@@ -395,9 +403,9 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
       evaluation of every student. 0 pads everything to max(ns).
 
   Returns:
-    dict of numpy arrays of shape (S, N): train_error (NaN online), test_error, test_se
-    (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds, run_seconds and
-    memory_bytes (of the compiled program).
+    run(): returns a dict of numpy arrays of shape (S, N): train_error (NaN online),
+    test_error, test_se (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds
+    (drawing the pools included), run_seconds and memory_bytes (of the compiled program).
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
@@ -411,22 +419,24 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
   inverse = np.argsort(np.concatenate([g for g, _, _ in loops]))
   devices = list(devices or jax.local_devices())
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
+  # Per-replicate arguments stay numpy until placed: sharding a host array needs no program.
   pad = (-len(seeds)) % len(devices)
-  seeds_s = jnp.asarray(list(seeds) + [seeds[-1]] * pad, jnp.int32)
-  members_s = jnp.asarray(members + [members[-1]] * pad, jnp.int32)
-  widths_s = jnp.asarray(widths + [widths[-1]] * pad, jnp.int32)
+  seeds_s = np.asarray(list(seeds) + [seeds[-1]] * pad, np.int32)
+  members_s = np.asarray(members + [members[-1]] * pad, np.int32)
+  widths_s = np.asarray(widths + [widths[-1]] * pad, np.int32)
   ns_n = jnp.asarray([0 if n is None else n for n in ns], jnp.int32)   # 0: no training points
 
   # The pools depend on the teacher and seeds only: a program of their own (random sampling is
   # costly to compile) that draws each distinct seed once — a shape that does not change with
-  # widths, members or device padding, so it compiles once per teacher; rows then take their
-  # seed's pool. Its first call counts as compilation.
-  unique_u, row_of_s = np.unique(np.asarray(seeds_s), return_inverse=True)
+  # widths, members or device padding, so it compiles once per teacher; inside the training
+  # program, each replicate then takes its seed's pool (pool_s). The call is only dispatched
+  # (nothing here waits for a device: a sweep compiles the next grid while one runs), so its
+  # time is its compilation.
+  unique_u, pool_s = np.unique(seeds_s, return_inverse=True)
+  pool_s = pool_s.astype(np.int32)
   t_pools, cached = time.perf_counter(), pools._cache_size()
-  x_pool_u, y_pool_u = jax.block_until_ready(
-      pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype))
+  x_pool_u, y_pool_u = pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype)
   pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
-  x_pool, y_pool = jnp.take(x_pool_u, row_of_s, axis=0), jnp.take(y_pool_u, row_of_s, axis=0)
 
   narrow = any(w != student.spec.width for w in widths)
   # Replicates vmapped together per device, for each loop: a divisor of the device's count
@@ -440,11 +450,16 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     batch.append(0 if b == per_device else b)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
-  def per_replicate(seed, member, width):
-    init_key, batch_key = data_lib.member_keys(seed, member)
-    return batch_key, student.init(init_key, dtype, width if narrow else None)
+  def program(teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
+    # The teacher is an argument, not constants of the program: lowering then need not wait
+    # for its arrays (nor the program carry them).
+    st = student.replace(teacher=teacher)
+    x_pool, y_pool = x_pool_u[pool_s], y_pool_u[pool_s]   # (S, n_max, D), (S, n_max, k)
 
-  def program(seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var):
+    def per_replicate(seed, member, width):
+      init_key, batch_key = data_lib.member_keys(seed, member)
+      return batch_key, st.init(init_key, dtype, width if narrow else None)
+
     batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
     parts = []
     for (idx, size, is_online), b, flat_b in zip(loops, batch, flat):
@@ -455,13 +470,13 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
       # device's replicates, vmapped in batches of b (`replicate_batch`), one batch after another.
       ns_b = ns_n[np.asarray(idx)]
       def one(key, n, x, y, p, is_online=is_online, flat_b=flat_b):
-        return train_one(student, train, p, x, y, n, key, y_var, is_online, flat_params=flat_b)
+        return train_one(st, train, p, x, y, n, key, y_var, is_online, flat_params=flat_b)
       over_n = jax.vmap(one, in_axes=(None, 0, None, None, None))
       replicate = lambda a, over_n=over_n, ns_b=ns_b: over_n(a[0], ns_b, *a[1:])
       parts.append(jax.lax.map(replicate, (batch_key, x_pool[:, :size], y_pool[:, :size], params), batch_size=b))
     trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
     params_sn, steps, reason = trained
-    ev = functools.partial(evaluate, student, predictions=predictions)
+    ev = functools.partial(evaluate, st, predictions=predictions)
     ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
     ev = jax.vmap(ev, in_axes=(0, 0, 0, None, None, None, None))      # over replicates
     return (steps, reason), ev(params_sn, x_pool, y_pool, ns_n, x_test, y_test, y_var)
@@ -471,20 +486,25 @@ def train_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[
     mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
     rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
     # check_vma=False: the loops' scalar carries start replicated and become per-device.
-    program = jax.shard_map(program, mesh=mesh, in_specs=(rows,) * 5 + (rep,) * 4, out_specs=rows,
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rep,) + (rows,) * 4 + (rep,) * 6, out_specs=rows,
                             check_vma=False)
-    seeds_s, members_s, widths_s, x_pool, y_pool = (
-        jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (seeds_s, members_s, widths_s, x_pool, y_pool))
-  args = (seeds_s, members_s, widths_s, x_pool, y_pool, ns_n, x_test, y_test, y_var)
+    seeds_s, members_s, widths_s, pool_s = (
+        jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (seeds_s, members_s, widths_s, pool_s))
+  args = (student.teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compiler_options(devices[0].platform))
-  t1 = time.perf_counter()
-  trained, evaluated = jax.block_until_ready(compiled(*args))
-  run_s = time.perf_counter() - t1
-  keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
-  out = _results(keep(trained), keep(evaluated), t1 - t0 + pools_compile, run_s)
-  out['memory_bytes'] = _memory(compiled)
-  return out
+  compile_s = time.perf_counter() - t0 + pools_compile
+
+  def run() -> dict:
+    t1 = time.perf_counter()
+    trained, evaluated = jax.block_until_ready(compiled(*args))
+    run_s = time.perf_counter() - t1
+    keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
+    out = _results(keep(trained), keep(evaluated), compile_s, run_s)
+    out['memory_bytes'] = _memory(compiled)
+    return out
+
+  return run
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))

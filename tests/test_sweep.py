@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -174,6 +175,55 @@ def test_divergence_is_retried_with_a_smaller_learning_rate(tmp_path):
   config.train.max_retries = 0
   runner.run(config, tmp_path / 'no_retry', progress=False)
   assert all(r['status'] == 'diverged' and r['retries'] == 0 for r in results.load(tmp_path / 'no_retry'))
+
+
+def test_ahead_runs_the_next_item_while_the_caller_holds_this_one():
+  started = {i: threading.Event() for i in range(3)}
+
+  def fn(i):
+    started[i].set()
+    if i == 2:
+      raise ValueError('item 2 failed')
+    return i * 10
+
+  got = []
+  with pytest.raises(ValueError, match='item 2 failed'):
+    for item, result, waited in runner.ahead(fn, [0, 1, 2]):
+      # fn of the next item starts before the caller is done with this one.
+      assert item + 1 not in started or started[item + 1].wait(timeout=30)
+      got.append((item, result))
+      assert waited >= 0
+  assert got == [(0, 0), (1, 10)]
+  assert list(runner.ahead(fn, [])) == []
+
+
+def test_compile_clock_counts_overlapping_spans_once():
+  assert runner._union_seconds([(0.0, 2.0), (1.0, 3.0), (2.5, 2.7), (5.0, 6.0)]) == pytest.approx(4.0)
+  assert runner._union_seconds([]) == 0.0
+  with runner.compile_clock() as compiling:
+    before = compiling()
+    jax.jit(lambda x: x * 3.0 + 1.0).lower(np.ones(7, np.float32)).compile()
+    after = compiling()
+  assert before == 0.0 and after > 0.0
+
+
+def test_compiling_ahead_gives_the_sequential_results(tmp_path, monkeypatch):
+  # Two programs (widths <= 16 share one): the second compiles while the first trains.
+  config = tiny_config(students__widths=(4, 32), data__online=False)
+  summary = runner.run(config, tmp_path / 'ahead', progress=False)
+  assert 0.0 < summary['compile_wait_seconds'] <= summary['compile_seconds'] <= summary['wall_seconds']
+
+  def one_by_one(fn, items):
+    for item in items:
+      yield item, fn(item), 0.0
+
+  monkeypatch.setattr(runner, 'ahead', one_by_one)
+  runner.run(config, tmp_path / 'sequential', progress=False)
+  ahead, sequential = (by_cell(results.load(tmp_path / d)) for d in ('ahead', 'sequential'))
+  assert len(ahead) == 8 and ahead.keys() == sequential.keys()
+  for k in ahead:   # the same programs on the same data: equal to the last bit
+    assert {f: ahead[k][f] for f in ('test_error', 'train_error', 'steps')} == \
+           {f: sequential[k][f] for f in ('test_error', 'train_error', 'steps')}, k
 
 
 @pytest.fixture(scope='module')
