@@ -211,7 +211,7 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
   results.check_workdir(workdir, config)
   t_start = time.perf_counter()
   dtype = jax.numpy.dtype(config.train.dtype)
-  variants = {}   # variant index -> (teacher, x_test, y_test), drawn on first use
+  variants = {}   # variant index -> (teacher, x_test, y_test, Var f*), drawn on first use
 
   def prepare(todo_item):
     """A group's student and compiled program (on the background thread: JAX settings are
@@ -222,8 +222,8 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
         variant = plan.variants[group.variant]
         teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
         x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
-        variants[group.variant] = (teacher, x_test, y_test)
-      teacher, x_test, y_test = variants[group.variant]
+        variants[group.variant] = (teacher, x_test, y_test, engine.output_variance(y_test))
+      teacher, x_test, y_test, _ = variants[group.variant]
       student = students.make_student(group.student, teacher)
       return student, _compile(student, group, rect, x_test, y_test, devices)
 
@@ -239,13 +239,12 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
       waited += wait
       variant = plan.variants[group.variant]
       bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect[0]))} {variant.label or ""}')
-      _, x_test, y_test = variants[group.variant]
-      y_var = float(engine.output_variance(y_test))
+      _, x_test, y_test, y_var = variants[group.variant]
       out = program()
       first_compile = out['compile_seconds']
       out = _retry_diverged(out, student, group, rect, x_test, y_test, config, devices)
       waited += out['compile_seconds'] - first_compile   # retries compile on this thread
-      writer.write(_records(plan, group, variant, student, rect, missing, out, shard, y_var))
+      writer.write(_records(plan, group, variant, student, rect, missing, out, shard, float(y_var)))
       bar.update(len(missing))
     bar.close()
     compile_s = compiling()

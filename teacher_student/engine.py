@@ -5,7 +5,8 @@
 `train_grid` vmaps it over replicates (each with its own training pool) and, inside, over sample
 counts n: every student of a replicate sees the first n points of the same pool, padded to the
 largest n of its bucket and masked in the loss (buckets of n's within a factor 4, and the online
-column, are loops of the same compiled program). The replicate axis is sharded over the local
+column, are loops of the same compiled program; `compile_grid` compiles it and returns the
+function that runs it). The replicate axis is sharded over the local
 devices, and each device vmaps its replicates in batches whose steps fit a memory budget
 (`replicate_batch`; big students train one at a time). Under vmap a while-loop runs until every
 student has stopped; a stopped student's parameters are frozen, so each student's result is the
@@ -405,7 +406,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   Returns:
     run(): returns a dict of numpy arrays of shape (S, N): train_error (NaN online),
     test_error, test_se (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds
-    (drawing the pools included), run_seconds and memory_bytes (of the compiled program).
+    (the pools' program included), run_seconds and memory_bytes (of the compiled program).
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
