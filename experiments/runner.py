@@ -15,8 +15,8 @@ from experiments import results
 from experiments import study
 from teacher_student import data, engine, students, teachers
 
-# JAX's events for tracing, lowering to MLIR and XLA compilation (jax.monitoring).
-COMPILE_EVENTS = '/jax/core/compile/'
+# The prefix of JAX's events for tracing, lowering to MLIR and XLA compilation (jax.monitoring).
+COMPILE_EVENT_PREFIX = '/jax/core/compile/'
 # A sweep trains every n in a training loop of its own (`engine.compile_grid`'s bucket_ratio;
 # 1 groups equal n's only): no student pays for padding, and the extra loops compile while the
 # previous program trains (`ahead`). Measured on 2 cores, the quick study runs 56-59 s so,
@@ -168,7 +168,7 @@ def compile_clock():
   spans = []
 
   def listener(event, start, end, **_):
-    if event.startswith(COMPILE_EVENTS):
+    if event.startswith(COMPILE_EVENT_PREFIX):
       spans.append((start, end))
 
   jax.monitoring.register_event_time_span_listener(listener)
@@ -179,6 +179,7 @@ def compile_clock():
 
 
 def _union_seconds(spans) -> float:
+  """The length of the union of (start, end) time spans."""
   total, reach = 0.0, -np.inf
   for start, end in sorted(spans):
     total += max(0.0, end - max(start, reach))
