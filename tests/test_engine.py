@@ -145,6 +145,7 @@ def test_width_buckets_and_online_column_in_one_program():
   train = engine.TrainSpec(steps=300, check_every=100)
   st = students.make_student(students.StudentSpec(width=6), t)
   assert engine.buckets([256, 16, 32, 100, 64], 4.0) == [[1, 2, 4], [3, 0]]
+  assert engine.buckets([256, 16, 32, 100, 64], 1.0, floor=64) == [[1, 2, 4], [3], [0]]
   kw = dict(seeds=[0, 1], ns=[8, 200, None, 40], x_test=x, y_test=y)
   grid = engine.train_grid(st, train, **kw)
   alone = engine.train_sequential(st, train, **kw)
