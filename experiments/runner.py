@@ -19,8 +19,9 @@ from teacher_student import data, engine, students, teachers
 COMPILE_EVENT_PREFIX = '/jax/core/compile/'
 # A sweep trains every n above BUCKET_FLOOR in a training loop of its own (`engine.compile_grid`'s
 # bucket_ratio; 1 groups equal n's only): those students pay for no padding, and the extra loops
-# compile while the previous program trains (`ahead`). Measured on 2 cores, the quick study runs
-# 56-59 s so, 65-67 s with buckets within a factor 4 (padding costs in proportion to n here).
+# compile while the previous program trains (`ahead`). Measured on 2 cores when it came in (a vmap
+# over n inside the vmap over replicates then), the quick study ran 56-59 s so, 65-67 s with
+# buckets within a factor 4 (padding costs in proportion to n here).
 BUCKET_RATIO = 1.0
 # The n's up to this share one loop, padded to the largest of them: a step on so few points
 # costs little more than its kernel launches, and each loop saved is compilation saved (0.2-0.4 s

@@ -470,11 +470,11 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     for (idx, size, is_online), b, flat_b in zip(loops, batch, flat):
       # The loop's students, (replicate, n) for each of the device's replicates and the loop's
       # n's, replicate-major, on one axis: vmapped in batches of b replicates (`replicate_batch`),
-      # one batch after another (one axis, not a vmap over n inside a vmap over replicates: the
-      # quick study trains 5-20% faster so). Each student gathers its replicate's key, pool and
-      # initial parameters; a loop sees the pools cut to its own largest n (a pool's first n
-      # points do not depend on its size, data.py), so padding costs at most `bucket_ratio` (or
-      # up to `bucket_floor` points).
+      # one batch after another (one axis, not a vmap over n inside a vmap over replicates: on 2
+      # cores the quick study's programs train as fast or up to 40% faster so, and trace faster).
+      # Each student gathers its replicate's key, pool and initial parameters; a loop sees the
+      # pools cut to its own largest n (a pool's first n points do not depend on its size,
+      # data.py), so padding costs at most `bucket_ratio` (or up to `bucket_floor` points).
       k = len(idx)
       r_all = np.repeat(np.arange(replicates), k)
       n_all = jnp.tile(ns_n[np.asarray(idx)], replicates)
@@ -483,7 +483,10 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
         p = jax.tree.map(lambda a: a[r], params)
         return train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
                          flat_params=flat_b)
-      out = jax.lax.map(one, (r_all, n_all), batch_size=b * k)
+      # Batches of one student are a plain loop, not a vmap of one: XLA:CPU then orients the
+      # first layer's weight gradient as the one-student program does (that matmul 5x faster
+      # for width 256 on 4096 points: experiments/benchmark.py's large cell 2-5% faster).
+      out = jax.lax.map(one, (r_all, n_all), batch_size=b * k if b * k != 1 else None)
       parts.append(jax.tree.map(lambda o: o.reshape(replicates, k, *o.shape[1:]), out))
     trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
     params_sn, steps, reason = trained
