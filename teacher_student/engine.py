@@ -443,15 +443,19 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
 
   narrow = any(w != student.spec.width for w in widths)
-  # Replicates vmapped together per device, for each loop: a divisor of the device's count
-  # (a remainder would compile the training loop twice); 0 = all of them (one vmap).
+  # Students vmapped together per device, for each loop (`lax.map`'s batch_size): the loop's n's
+  # of b replicates, b a divisor of the device's count (a remainder would compile the training
+  # loop twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not
+  # a vmap of one: XLA:CPU then orients the first layer's weight gradient as the one-student
+  # program does (that matmul 5x faster for width 256 on 4096 points: experiments/benchmark.py's
+  # large cell 2-5% faster).
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
   for idx, size, is_online in loops:
     points = train.online_batch if is_online else size
     most = replicate_batch(student, train, [points] * (1 if is_online else len(idx)), devices[0])
     b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
-    batch.append(0 if b == per_device else b)
+    batch.append(None if b * len(idx) == 1 else 0 if b == per_device else b * len(idx))
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
   def program(teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
@@ -469,7 +473,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     replicates = batch_key.shape[0]   # this device's
     for (idx, size, is_online), b, flat_b in zip(loops, batch, flat):
       # The loop's students, (replicate, n) for each of the device's replicates and the loop's
-      # n's, replicate-major, on one axis: vmapped in batches of b replicates (`replicate_batch`),
+      # n's, replicate-major, on one axis: vmapped in batches of b students (`replicate_batch`),
       # one batch after another (one axis, not a vmap over n inside a vmap over replicates: on 2
       # cores the quick study's programs train as fast or up to 40% faster so, and trace faster).
       # Each student gathers its replicate's key, pool and initial parameters; a loop sees the
@@ -483,10 +487,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
         p = jax.tree.map(lambda a: a[r], params)
         return train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
                          flat_params=flat_b)
-      # Batches of one student are a plain loop, not a vmap of one: XLA:CPU then orients the
-      # first layer's weight gradient as the one-student program does (that matmul 5x faster
-      # for width 256 on 4096 points: experiments/benchmark.py's large cell 2-5% faster).
-      out = jax.lax.map(one, (r_all, n_all), batch_size=b * k if b * k != 1 else None)
+      out = jax.lax.map(one, (r_all, n_all), batch_size=b)
       parts.append(jax.tree.map(lambda o: o.reshape(replicates, k, *o.shape[1:]), out))
     trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
     params_sn, steps, reason = trained
