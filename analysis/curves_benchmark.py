@@ -93,15 +93,15 @@ def main(argv):
   unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
   if unknown:
     cli.fail(f'unknown estimators {unknown}; choose from {", ".join(estimators.ESTIMATORS)}')
-  cli.require('out')
+  out = cli.output_file_or_fail('out')
   curves = cli.or_fail(load, flags.FLAGS.data_dir)
   t0 = time.perf_counter()
   report = score(curves, flags.FLAGS.estimators)
   report['seconds'] = time.perf_counter() - t0
   report['baselines'] = list(estimators.BASELINES)
-  pathlib.Path(flags.FLAGS.out).write_text(json.dumps(report, indent=1) + '\n')
+  out.write_text(json.dumps(report, indent=1) + '\n')
   print(table(report, flags.FLAGS.estimators))
-  print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {flags.FLAGS.out}', file=sys.stderr)
+  print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {out}', file=sys.stderr)
 
 
 if __name__ == '__main__':
@@ -109,4 +109,5 @@ if __name__ == '__main__':
   flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
-  app.run(main)
+  from experiments import cli
+  app.run(main, flags_parser=cli.parse_flags)

@@ -195,4 +195,5 @@ def main(argv):
 if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
-  app.run(main)
+  from experiments import cli
+  app.run(main, flags_parser=cli.parse_flags)

@@ -111,4 +111,5 @@ if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
   flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
-  app.run(main)
+  from experiments import cli
+  app.run(main, flags_parser=cli.parse_flags)

@@ -30,7 +30,6 @@ host.use_all_cpu_cores()  # before JAX is imported
 import dataclasses
 import json
 import os
-import pathlib
 import platform
 import sys
 import time
@@ -211,7 +210,7 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
 def main(argv):
   del argv
   from experiments import cli
-  cli.require('out')
+  out = cli.output_file_or_fail('out')
   unknown = [c for c in flags.FLAGS.classes if c not in CLASSES]
   if unknown:
     cli.fail(f'unknown cell classes {unknown}; choose from {", ".join(CLASSES)}')
@@ -223,10 +222,11 @@ def main(argv):
   print(f'matmul: {peak / 1e9:.1f} GFLOP/s', file=sys.stderr)
   for name in flags.FLAGS.classes:
     report[name] = run_class(name, CLASSES[name], peak)
-  pathlib.Path(flags.FLAGS.out).write_text(json.dumps(report, indent=1) + '\n')
+  out.write_text(json.dumps(report, indent=1) + '\n')
 
 
 if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('classes', list(CLASSES), 'Cell classes to run.')
-  app.run(main)
+  from experiments import cli
+  app.run(main, flags_parser=cli.parse_flags)

@@ -33,6 +33,18 @@ def require(*names) -> None:
       fail(f'--{name} is required')
 
 
+def output_file_or_fail(name: str) -> pathlib.Path:
+  """The path an output-file flag names, checked before any work is done: one line and exit
+  status 2 if the flag is missing, names a directory, or its folder is not one."""
+  require(name)
+  path = pathlib.Path(flags.FLAGS[name].value)
+  if path.is_dir():
+    fail(f'--{name}={path} is a directory; give a file path')
+  if not path.parent.is_dir():
+    fail(f'--{name}={path}: {path.parent} is not a folder')
+  return path
+
+
 def or_fail(fn, *args, **kwargs):
   """fn(*args, **kwargs), with bad input (INPUT_ERRORS) reported as one line and exit status 2."""
   try:

@@ -110,8 +110,13 @@ def free_workdir(workdir) -> pathlib.Path:
 
 
 def check_workdir(workdir, config) -> None:
-  """Raises ValueError (one line) if `workdir` holds results of a different config."""
-  path = pathlib.Path(workdir) / 'config.json'
+  """Raises NotADirectoryError (one line) if `workdir` cannot be a directory (it, or a parent,
+  is a file), or ValueError (one line) if it holds results of a different config."""
+  workdir = pathlib.Path(workdir)
+  existing = next(p for p in (workdir, *workdir.absolute().parents) if p.exists())
+  if not existing.is_dir():
+    raise NotADirectoryError(f'workdir {workdir} cannot be a directory: {existing} is a file')
+  path = workdir / 'config.json'
   if not path.exists():
     return
   old = json.loads(path.read_text())

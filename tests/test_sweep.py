@@ -102,6 +102,32 @@ def test_invalid_flags_exit_nonzero_with_one_line_and_write_nothing(tmp_path, fl
   assert not workdir.exists()
 
 
+@pytest.mark.parametrize('workdir', ['afile', 'afile/w'])
+def test_workdir_that_cannot_be_a_directory_is_one_line(tmp_path, workdir):
+  (tmp_path / 'afile').write_text('not a directory\n')
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path / workdir}', *tiny_flags())
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert out.returncode == 2 and len(lines) == 1 and 'is a file' in lines[0], out.stderr
+  assert (tmp_path / 'afile').read_text() == 'not a directory\n'
+
+
+@pytest.mark.parametrize('module,args,match', [
+    ('experiments.benchmark', ['--out={tmp}'], 'is a directory'),
+    ('experiments.benchmark', ['--out={tmp}/nosuch/b.json'], 'is not a folder'),
+    ('experiments.benchmark', ['--out={tmp}/b.json', '--nosuch'], 'bad flag'),
+    ('analysis.curves_benchmark', ['--out={tmp}'], 'is a directory'),
+    ('analysis.report', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
+    ('analysis.fit', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
+    ('analysis.decompose', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
+    ('analysis.ablation', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
+])
+def test_entry_points_refuse_bad_flags_and_outputs_in_one_line(tmp_path, module, args, match):
+  out = cli(module, *[a.format(tmp=tmp_path) for a in args])
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert out.returncode == 2 and len(lines) == 1 and match in lines[0], out.stderr
+  assert not any(tmp_path.iterdir())   # nothing written
+
+
 def test_unknown_preset(tmp_path):
   out = cli('experiments.sweep', '--config=experiments/configs/nosuch.py', f'--workdir={tmp_path / "w"}')
   lines = [l for l in out.stderr.splitlines() if l.strip()]
