@@ -40,7 +40,7 @@ def run_shard(config_dict: dict, workdir: str, shard: tuple[int, int]) -> dict:
 def launch(config, workdir, num_shards, executor, **slurm):
   """Submits the job array; returns the submitit jobs (validation first, nothing on failure)."""
   import submitit
-  for i in range(num_shards):
+  for i in range(max(num_shards, 1)):   # a count < 1 fails in study.plan
     study.plan(config, (i, num_shards))
   results.check_workdir(workdir, config)
   folder = f'{workdir}/submitit/%j'

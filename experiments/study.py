@@ -154,6 +154,8 @@ def plan(config: ml_collections.ConfigDict, shard: tuple[int, int] = (0, 1)) -> 
   similar mix of widths. Raises ValueError with one line on any bad field. No compute.
   """
   index, count = shard
+  if count < 1:
+    raise ValueError(f'the number of shards must be >= 1, got {count}')
   if not 0 <= index < count:
     raise ValueError(f'shard index {index} is not in 0..{count - 1}')
   n_seeds = _positive_ints(config.seeds, 'seeds (the number of seeds)')[0]

@@ -92,6 +92,8 @@ def test_cli_writes_config_and_one_line_per_cell(tmp_path):
     (['--config.students.nosuchfield=3'], 'unknown config field'),
     (['--config.teacher.activation=swish'], 'unknown activation'),
     (['--config.train.dtype=float16'], 'invalid dtype'),
+    (['--num_shards=0'], 'number of shards must be >= 1'),
+    (['--shard_index=2', '--num_shards=2'], 'shard index 2 is not in 0..1'),
 ])
 def test_invalid_flags_exit_nonzero_with_one_line_and_write_nothing(tmp_path, flags, match):
   workdir = tmp_path / 'w'
@@ -300,6 +302,14 @@ def test_slurm_path_with_submitit_local_executor(tmp_path, one_device_float64):
   assert out.returncode == 0, out.stderr[-3000:]
   assert len(list((arr / 'results').glob('shard-*-of-2.jsonl'))) == 2
   assert_same_cells(one_device_float64, results.load(arr), 'float64')
+
+
+def test_slurm_refuses_an_empty_job_array_and_writes_nothing(tmp_path):
+  out = cli('experiments.slurm', f'--config={QUICK}', f'--workdir={tmp_path / "w"}', '--executor=local',
+            '--num_shards=0')
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert out.returncode == 2 and len(lines) == 1 and 'number of shards must be >= 1' in lines[0], out.stderr
+  assert not (tmp_path / 'w').exists()
 
 
 def test_plan_partitions_cells_across_shards():
