@@ -91,8 +91,8 @@ def main(argv):
   del argv
   from experiments import cli
   unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
-  if unknown:
-    cli.fail(f'unknown estimators {unknown}; choose from {", ".join(estimators.ESTIMATORS)}')
+  if unknown or not flags.FLAGS.estimators:
+    cli.fail(f'unknown estimators {unknown or "(none given)"}; choose from {", ".join(estimators.ESTIMATORS)}')
   out = cli.output_file_or_fail('out')
   curves = cli.or_fail(load, flags.FLAGS.data_dir)
   t0 = time.perf_counter()

@@ -212,8 +212,8 @@ def main(argv):
   from experiments import cli
   out = cli.output_file_or_fail('out')
   unknown = [c for c in flags.FLAGS.classes if c not in CLASSES]
-  if unknown:
-    cli.fail(f'unknown cell classes {unknown}; choose from {", ".join(CLASSES)}')
+  if unknown or not flags.FLAGS.classes:
+    cli.fail(f'unknown cell classes {unknown or "(none given)"}; choose from {", ".join(CLASSES)}')
   peak = matmul_flops()
   report = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
                         'devices': [str(d) for d in jax.devices()], 'jax': jax.__version__,
