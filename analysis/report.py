@@ -240,6 +240,6 @@ def main(argv):
 if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
-  flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds.')
+  flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds (0: no intervals).', lower_bound=0)
   from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

@@ -25,9 +25,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for config.json and r
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 1, 'Tasks in the job array.')
 _EXECUTOR = flags.DEFINE_enum('executor', 'slurm', ['slurm', 'local'], 'Where the tasks run.')
 _PARTITION = flags.DEFINE_string('partition', None, 'Slurm partition.')
-_GPUS = flags.DEFINE_integer('gpus_per_task', 0, 'GPUs per task.')
-_CPUS = flags.DEFINE_integer('cpus_per_task', 2, 'CPUs per task.')
-_TIMEOUT = flags.DEFINE_integer('timeout_min', 240, 'Time limit of a task, in minutes.')
+_GPUS = flags.DEFINE_integer('gpus_per_task', 0, 'GPUs per task.', lower_bound=0)
+_CPUS = flags.DEFINE_integer('cpus_per_task', 2, 'CPUs per task.', lower_bound=1)
+_TIMEOUT = flags.DEFINE_integer('timeout_min', 240, 'Time limit of a task, in minutes.', lower_bound=1)
 _WAIT = flags.DEFINE_bool('wait', True, 'Wait for the tasks and print their summaries.')
 
 

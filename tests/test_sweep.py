@@ -123,6 +123,7 @@ def test_workdir_that_cannot_be_a_directory_is_one_line(tmp_path, workdir):
     ('analysis.curves_benchmark', ['--out={tmp}/c.json', '--estimators='], 'unknown estimators (none given)'),
     ('analysis.report', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
     ('analysis.fit', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
+    ('analysis.fit', ['--workdir={tmp}', '--n_boot=-5'], 'bad flag'),
     ('analysis.decompose', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
     ('analysis.ablation', ['--workdir={tmp}', '--nosuch'], 'bad flag'),
 ])
@@ -307,11 +308,12 @@ def test_slurm_path_with_submitit_local_executor(tmp_path, one_device_float64):
   assert_same_cells(one_device_float64, results.load(arr), 'float64')
 
 
-def test_slurm_refuses_an_empty_job_array_and_writes_nothing(tmp_path):
-  out = cli('experiments.slurm', f'--config={QUICK}', f'--workdir={tmp_path / "w"}', '--executor=local',
-            '--num_shards=0')
+@pytest.mark.parametrize('flag,match', [('--num_shards=0', 'number of shards must be >= 1'),
+                                        ('--timeout_min=0', 'bad flag'), ('--cpus_per_task=0', 'bad flag')])
+def test_slurm_refuses_bad_flags_in_one_line_and_writes_nothing(tmp_path, flag, match):
+  out = cli('experiments.slurm', f'--config={QUICK}', f'--workdir={tmp_path / "w"}', '--executor=local', flag)
   lines = [l for l in out.stderr.splitlines() if l.strip()]
-  assert out.returncode == 2 and len(lines) == 1 and 'number of shards must be >= 1' in lines[0], out.stderr
+  assert out.returncode == 2 and len(lines) == 1 and match in lines[0], out.stderr
   assert not (tmp_path / 'w').exists()
 
 
