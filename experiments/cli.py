@@ -59,7 +59,12 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except Exception as e:  # flags.Error, and AttributeError/KeyError from config overrides
     what = first_line(e)
-    if isinstance(e, (AttributeError, KeyError)):
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    if 'Traceback (most recent call last):' in lines:   # raised inside a config file: say what
+      what = f'{what} {lines[-1]}'
+    elif 'get_config' in what:
+      what = f'the config file defines no get_config() ({what})'
+    elif isinstance(e, (AttributeError, KeyError)):
       what = f'unknown config field {what} in a --config.* override'
     fail(f'bad flag: {what}')
 

@@ -134,6 +134,20 @@ def test_entry_points_refuse_bad_flags_and_outputs_in_one_line(tmp_path, module,
   assert not any(tmp_path.iterdir())   # nothing written
 
 
+@pytest.mark.parametrize('config,match', [
+    ('{tmp}/noconf.py', 'defines no get_config()'),
+    ('{tmp}/raises.py', 'ValueError: cannot build this study'),
+    ('experiments/configs/ablation_teacher_width.py:huge', 'ablation size must be quick or full'),
+])
+def test_config_file_errors_are_one_line(tmp_path, config, match):
+  (tmp_path / 'noconf.py').write_text('x = 1\n')
+  (tmp_path / 'raises.py').write_text('def get_config():\n  raise ValueError("cannot build this study")\n')
+  out = cli('experiments.sweep', f'--config={config.format(tmp=tmp_path)}', f'--workdir={tmp_path / "w"}')
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert out.returncode == 2 and len(lines) == 1 and match in lines[0], out.stderr
+  assert not (tmp_path / 'w').exists()
+
+
 def test_unknown_preset(tmp_path):
   out = cli('experiments.sweep', '--config=experiments/configs/nosuch.py', f'--workdir={tmp_path / "w"}')
   lines = [l for l in out.stderr.splitlines() if l.strip()]
