@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 
 from analysis import figures, fit, intrinsic_dim, powerlaw, tables
-from experiments import results, study
+from experiments import cli, results, study
 from teacher_student import inputs
 
 
@@ -73,7 +73,6 @@ def exponents(fits, config=None, records=None) -> list[dict]:
 
 def main(argv):
   del argv
-  from experiments import cli
   cli.require('workdir')
   fits = cli.or_fail(fit.analyze, flags.FLAGS.workdir, flags.FLAGS.n_boot)
   config = ml_collections.ConfigDict(results.read_config(flags.FLAGS.workdir)['config'])
@@ -96,5 +95,4 @@ if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir with an ablation.')
   flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds (0: no intervals).', lower_bound=0)
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from analysis import estimators
+from experiments import cli
 
 FILES = ('benchmark.vision.csv', 'benchmark.lang.csv')
 # Losses bounded by 1 (error rates, BIG-bench scores): M4's ε0 and the envelope's ε0 stay <= 1.
@@ -89,7 +90,6 @@ def table(report, names) -> str:
 
 def main(argv):
   del argv
-  from experiments import cli
   unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
   if unknown or not flags.FLAGS.estimators:
     cli.fail(f'unknown estimators {unknown or "(none given)"}; choose from {", ".join(estimators.ESTIMATORS)}')
@@ -109,5 +109,4 @@ if __name__ == '__main__':
   flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

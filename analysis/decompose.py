@@ -32,7 +32,7 @@ import scipy.stats
 from absl import app, flags
 
 from analysis import tables, uncertainty
-from experiments import results, study
+from experiments import cli, results, study
 from teacher_student import data, engine, students, teachers
 
 
@@ -184,7 +184,6 @@ def write(workdir, rows) -> None:
 
 def main(argv):
   del argv
-  from experiments import cli
   cli.require('workdir')
   rows = cli.or_fail(decompose, flags.FLAGS.workdir)
   write(flags.FLAGS.workdir, rows)
@@ -195,5 +194,4 @@ def main(argv):
 if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 
 from analysis import joint, powerlaw, regions, tables
-from experiments import results
+from experiments import cli, results
 
 
 def _curve(x, y_sx, n_boot):
@@ -98,7 +98,6 @@ def summary(fits) -> str:
 
 def main(argv):
   del argv
-  from experiments import cli
   cli.require('workdir')
   fits = cli.or_fail(analyze, flags.FLAGS.workdir, flags.FLAGS.n_boot)
   path = pathlib.Path(flags.FLAGS.workdir) / 'fits.json'
@@ -111,5 +110,4 @@ if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
   flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds (0: no intervals).', lower_bound=0)
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from analysis import ablation, decompose, figures, fit, tables
-from experiments import results, study
+from experiments import cli, results, study
 from teacher_student import teachers
 
 
@@ -225,7 +225,6 @@ def markdown(b) -> str:
 
 def main(argv):
   del argv
-  from experiments import cli
   cli.require('workdir')
   b = cli.or_fail(build, flags.FLAGS.workdir, flags.FLAGS.n_boot)
   path = b['workdir'] / 'report.md'
@@ -241,5 +240,4 @@ if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
   flags.DEFINE_string('workdir', None, 'A sweep workdir.')
   flags.DEFINE_integer('n_boot', 200, 'Bootstrap resamples over seeds (0: no intervals).', lower_bound=0)
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)

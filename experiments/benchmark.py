@@ -40,7 +40,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from experiments import benchmark_torch
+from experiments import benchmark_torch, cli
 from teacher_student import data, engine, inputs, students, teachers
 
 MATCH_RTOL_FLOAT64 = 1e-9   # tests/conftest.py explains the values
@@ -209,7 +209,6 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
 
 def main(argv):
   del argv
-  from experiments import cli
   out = cli.output_file_or_fail('out')
   unknown = [c for c in flags.FLAGS.classes if c not in CLASSES]
   if unknown or not flags.FLAGS.classes:
@@ -228,5 +227,4 @@ def main(argv):
 if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('classes', list(CLASSES), 'Cell classes to run.')
-  from experiments import cli
   app.run(main, flags_parser=cli.parse_flags)
