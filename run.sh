@@ -36,7 +36,7 @@ case "${1:-}" in
     workdir=runs/quick
     # Cache every program the sweep compiles, not only those that took over JAX's default 1 s:
     # its teacher draws, training pools and small eager programs are then not compiled again.
-    # (Not for the tests: they compile ~1100 small programs, 14 MB more of cache to write.)
+    # (Not for the tests: they compile ~1100 small programs, 14 MB of cache to write.)
     export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
     "$PY" -m experiments.sweep --config=experiments/configs/quick.py --workdir="$workdir"
     "$PY" -m analysis.report --workdir="$workdir"
