@@ -90,17 +90,15 @@ def table(report, names) -> str:
 
 def main(argv):
   del argv
-  unknown = [n for n in flags.FLAGS.estimators if n not in estimators.ESTIMATORS]
-  if unknown or not flags.FLAGS.estimators:
-    cli.fail(f'unknown estimators {unknown or "(none given)"}; choose from {", ".join(estimators.ESTIMATORS)}')
+  names = cli.choices_or_fail('estimators', estimators.ESTIMATORS, 'estimators')
   out = cli.output_file_or_fail('out')
   curves = cli.or_fail(load, flags.FLAGS.data_dir)
   t0 = time.perf_counter()
-  report = score(curves, flags.FLAGS.estimators)
+  report = score(curves, names)
   report['seconds'] = time.perf_counter() - t0
   report['baselines'] = list(estimators.BASELINES)
   out.write_text(json.dumps(report, indent=1) + '\n')
-  print(table(report, flags.FLAGS.estimators))
+  print(table(report, names))
   print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {out}', file=sys.stderr)
 
 

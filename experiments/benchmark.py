@@ -210,16 +210,14 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
 def main(argv):
   del argv
   out = cli.output_file_or_fail('out')
-  unknown = [c for c in flags.FLAGS.classes if c not in CLASSES]
-  if unknown or not flags.FLAGS.classes:
-    cli.fail(f'unknown cell classes {unknown or "(none given)"}; choose from {", ".join(CLASSES)}')
+  classes = cli.choices_or_fail('classes', CLASSES, 'cell classes')
   peak = matmul_flops()
   report = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
                         'devices': [str(d) for d in jax.devices()], 'jax': jax.__version__,
                         'torch': benchmark_torch.version()},
             'matmul_flops': peak}
   print(f'matmul: {peak / 1e9:.1f} GFLOP/s', file=sys.stderr)
-  for name in flags.FLAGS.classes:
+  for name in classes:
     report[name] = run_class(name, CLASSES[name], peak)
   out.write_text(json.dumps(report, indent=1) + '\n')
 

@@ -33,6 +33,16 @@ def require(*names) -> None:
       fail(f'--{name} is required')
 
 
+def choices_or_fail(name: str, allowed, what: str) -> list[str]:
+  """The values of list flag `name`, each one of `allowed`: one line and exit status 2 if one
+  is not, or if the list is empty ("unknown {what} [...]; choose from ...")."""
+  given = flags.FLAGS[name].value
+  unknown = [v for v in given if v not in allowed]
+  if unknown or not given:
+    fail(f'unknown {what} {unknown or "(none given)"}; choose from {", ".join(allowed)}')
+  return given
+
+
 def output_file_or_fail(name: str) -> pathlib.Path:
   """The path an output-file flag names, checked before any work is done: one line and exit
   status 2 if the flag is missing, names a directory, or its folder is not one."""
