@@ -16,5 +16,9 @@ def use_all_cpu_cores() -> None:
   """Asks XLA for one CPU device per available core, unless XLA_FLAGS already sets a count."""
   if 'jax' in sys.modules or FLAG in os.environ.get('XLA_FLAGS', ''):
     return
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} --{FLAG}={cores}'.strip()
+  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} --{FLAG}={cores()}'.strip()
+
+
+def cores() -> int:
+  """The CPU cores this process may run on."""
+  return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)

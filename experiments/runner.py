@@ -11,24 +11,18 @@ import jax
 import numpy as np
 import tqdm
 
+from experiments import host
 from experiments import results
 from experiments import study
 from teacher_student import data, engine, students, teachers
 
 # The prefix of JAX's events for tracing, lowering to MLIR and XLA compilation (jax.monitoring).
 COMPILE_EVENT_PREFIX = '/jax/core/compile/'
-# A sweep trains every n above BUCKET_FLOOR in a training loop of its own (`engine.compile_grid`'s
-# bucket_ratio; 1 groups equal n's only): those students pay for no padding, and the extra loops
-# compile while the previous program trains (`ahead`). Measured on 2 cores when it came in (a vmap
-# over n inside the vmap over replicates then), the quick study ran 56-59 s so, 65-67 s with
-# buckets within a factor 4 (padding costs in proportion to n here).
-BUCKET_RATIO = 1.0
-# The n's up to this share one loop, padded to the largest of them: a step on so few points
-# costs little more than its kernel launches, and each loop saved is compilation saved (0.2-0.4 s
-# a loop). Measured on 2 cores, the quick study: 4 loops fewer a program, the same wall time
-# within noise (49.0-52.0 s vs 50.4-50.6 s), JAX compiling during 24-27 s instead of 27-28 s
-# of it and training waiting 4.7-5.3 s instead of 6.1-6.3 s for compilation.
-BUCKET_FLOOR = 128
+# Platforms where a sweep compiles every program before training any (`all_first`), as compiling
+# and training compete for the same cores there; elsewhere it compiles ahead (`ahead`). Measured
+# on 2 cores, the quick study from a cold start: the same wall time either way (48-49 s), JAX
+# compiling during 8.8-9.6 s of it instead of 16 s (spread over the training it slowed).
+COMPILE_FIRST_PLATFORMS = ('cpu',)
 
 
 @contextlib.contextmanager
@@ -66,8 +60,7 @@ def _row_args(rows):
 
 def _grid_kw(group, rect, x_test, y_test, devices):
   """`engine.compile_grid`'s arguments for a rectangle's sample counts and test set."""
-  return dict(ns=list(rect[2]), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble',
-              bucket_ratio=BUCKET_RATIO, bucket_floor=BUCKET_FLOOR)
+  return dict(ns=list(rect[2]), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
 
 
 def _compile(student, group, rect, x_test, y_test, devices):
@@ -207,13 +200,26 @@ def ahead(fn, items):
       yield item, result, waited
 
 
+def all_first(fn, items, threads):
+  """Yields (item, fn(item), seconds waited for it) for each item in order, having computed fn
+  of every item first, `threads` at a time: the first item waits for all of them."""
+  t = time.perf_counter()
+  with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix='first') as pool:
+    computed = list(pool.map(fn, items))
+  waited = time.perf_counter() - t
+  for i, (item, result) in enumerate(zip(items, computed)):
+    yield item, result, waited if i == 0 else 0.0
+
+
 def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
   """Trains every missing cell of `config`'s shard into `workdir`; returns a summary.
 
-  Validation (config, workdir) happens before anything is written or computed. The next
-  group's program is compiled (and its teacher drawn) on a background thread while a group
-  trains, so compilation mostly overlaps training: the summary gives the wall seconds JAX
-  spent compiling (compile_seconds) and how many of them training waited (compile_wait_seconds).
+  Validation (config, workdir) happens before anything is written or computed. On accelerators,
+  the next group's program is compiled (and its teacher drawn) on a background thread while a
+  group trains (`ahead`). On CPU, where compiling and training compete for the same cores, every
+  teacher is drawn and every program compiled first, one per core at a time (`all_first`), then
+  the groups train. The summary gives the wall seconds JAX spent compiling (compile_seconds)
+  and how many of them training waited (compile_wait_seconds).
   """
   plan = study.plan(config, shard)
   results.check_workdir(workdir, config)
@@ -221,16 +227,20 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
   dtype = jax.numpy.dtype(config.train.dtype)
   variants = {}   # variant index -> (teacher, x_test, y_test, Var f*), drawn on first use
 
-  def prepare(todo_item):
-    """A group's student and compiled program (on the background thread: JAX settings are
-    per thread)."""
-    group, _, rect = todo_item
+  def draw(v):
+    """Draws variant v's teacher and test set (JAX settings are per thread: set here)."""
     with jax_settings(config):
-      if group.variant not in variants:
-        variant = plan.variants[group.variant]
-        teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
-        x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
-        variants[group.variant] = (teacher, x_test, y_test, engine.output_variance(y_test))
+      variant = plan.variants[v]
+      teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
+      x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
+      variants[v] = (teacher, x_test, y_test, engine.output_variance(y_test))
+
+  def prepare(todo_item):
+    """A group's student and compiled program (on a worker thread)."""
+    group, _, rect = todo_item
+    if group.variant not in variants:
+      draw(group.variant)
+    with jax_settings(config):
       teacher, x_test, y_test, _ = variants[group.variant]
       student = students.make_student(group.student, teacher)
       return student, _compile(student, group, rect, x_test, y_test, devices)
@@ -243,7 +253,16 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
     bar = tqdm.tqdm(total=total, unit='cell', disable=not progress, dynamic_ncols=True,
                     desc=f'sweep {config.get("name", "")} shard {shard[0]}/{shard[1]}')
     waited = 0.0
-    for (group, missing, rect), (student, program), wait in ahead(prepare, todo):
+    if (devices or jax.local_devices())[0].platform in COMPILE_FIRST_PLATFORMS:
+      bar.set_postfix_str('compiling')
+      t = time.perf_counter()
+      with concurrent.futures.ThreadPoolExecutor(host.cores(), thread_name_prefix='draw') as pool:
+        list(pool.map(draw, sorted({g.variant for g, _, _ in todo})))   # the teachers first
+      waited += time.perf_counter() - t
+      stream = all_first(prepare, todo, host.cores())
+    else:
+      stream = ahead(prepare, todo)
+    for (group, missing, rect), (student, program), wait in stream:
       waited += wait
       variant = plan.variants[group.variant]
       bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect[0]))} {variant.label or ""}')

@@ -2,13 +2,15 @@
 
 `train_one` trains a single student: MSE loss, an optax optimizer on the (flattened) parameters,
 `lax.scan` over a chunk of steps inside a `lax.while_loop` over chunks, and a convergence rule.
-`train_grid` vmaps it over students (replicate, n): each replicate has its own training pool,
-and its student at sample count n sees the pool's first n points, padded to the largest n of its
-bucket and masked in the loss (buckets of n's within a factor 4 or up to a floor, and the online
-column, are loops of the same compiled program; `compile_grid` compiles it and returns the
-function that runs it). The replicate axis is sharded over the local devices, and each device
-vmaps its students in batches of replicates whose steps fit a memory budget (`replicate_batch`;
-big students train one at a time). Under vmap a while-loop runs until every student has
+`train_grid` trains the students (replicate, n) of one shape: each replicate has its own training
+pool, and its student at sample count n sees the pool's first n points, masked in the loss. The
+n's train in loops of one compiled program (`compile_grid` compiles it and returns the function
+that runs it): with several n's above 128, one loop trains every n, one after another (n traced:
+the full-batch gradient is summed over fixed blocks of points, the last one masked beyond n, so
+the loop compiles once); otherwise the n's up to 128 train vmapped together and a larger n in a
+loop of its own; the online column is a loop of its own. The replicate axis is sharded over the
+local devices, and each device vmaps its students in batches whose steps fit a memory budget
+(`replicate_batch`; big students train one at a time). Under vmap a while-loop runs until every student has
 stopped; a stopped student's parameters are frozen, so each student's result is the one it would
 get alone (`train_sequential` is that one-at-a-time reference).
 
@@ -49,6 +51,13 @@ FEATURE_MAJOR_MAX_WIDTH = 16
 # 17-27% less compilation of a training program and up to 2.6x faster training loops here (the
 # quick study's band-limited companion; measured on 2 cores). Other platforms keep their defaults.
 CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
+# Full-batch gradients of a program with several n's above 128 are summed over blocks of this
+# many points (`train_one`): 512 while that many remain, then 128. Every n then trains in one
+# compiled loop (XLA:CPU compiles ~30 kernels for each loop). Measured on 2 cores, the quick
+# study's five programs compiled one after the other: 9.7 s instead of 16.6 s with a loop per n
+# above 128 (and one for the n's up to 128), training them 39.7-39.9 s instead of 36.5 s
+# (blocks of 128 only: 8.7 s and 49.2 s; of 512 only: 8.6 s and 48.8 s).
+BLOCK_POINTS = (512, 128)
 # How many bytes of training steps one device runs vmapped together (`replicate_batch`). On CPU:
 # students whose steps together touch more than this train one batch after another instead,
 # each batch's arrays then nearer the cache and its matmuls big enough to fill the cores.
@@ -146,7 +155,8 @@ def _where(pred, new, old):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
-def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var, online=False, flat_params=True):
+def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var, online=False, flat_params=True,
+              blocks=None):
   """Trains one student; returns (params, steps run, stop reason code).
 
   Args:
@@ -161,6 +171,11 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     online: draw `train.online_batch` fresh samples from μ every step (n = ∞).
     flat_params: optimize one flat parameter vector (what small students want; the engine
       decides by `uses_flat_params`); False keeps the parameter tree (faster for big students).
+    blocks: (big, small) or None. Full-batch training with blocks sums the loss and gradient
+      over the first n points in blocks of `big` points while that many remain, then of `small`
+      points (the last one masked beyond n): no array of the loop has a shape that depends on
+      n, so one compiled loop trains every n (x_nd must hold a multiple of `small` points >= n).
+      None: one batch of all of x_nd's points, masked beyond n.
   """
   opt = optimizer(train)
   dtype = train.jnp_dtype
@@ -189,7 +204,9 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
       idx = jnp.minimum(idx, n - 1)
       return (jnp.take(x_data, idx, axis=sample_axis), jnp.take(y_data, idx, axis=sample_axis),
               jnp.full((train.batch_size,), 1.0 / train.batch_size, dtype))
-    return x_data, y_data, (jnp.arange(x_nd.shape[0]) < n).astype(dtype) / n
+    return x_data, y_data, w_n
+
+  w_n = (jnp.arange(x_nd.shape[0]) < n).astype(dtype) / n   # full-batch loss weights
 
   # Small students' parameters travel as one flat vector: the optimizer update and the
   # freeze-select are one fused operation each instead of one per layer (less to compile, fewer
@@ -201,9 +218,27 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     r = forward(unravel(p), x) - y
     return jnp.sum(w_b * jnp.mean(r**2, axis=1 - sample_axis)) / y_var
 
+  def block_sum(p, size, first):
+    """fori_loop body adding (loss, gradient) of block j, `size` points from point `first`."""
+    def add(j, acc):
+      start = first + j * size
+      cut = lambda a, axis: jax.lax.dynamic_slice_in_dim(a, start, size, axis)
+      part = jax.value_and_grad(loss_fn)(p, cut(x_data, sample_axis), cut(y_data, sample_axis), cut(w_n, 0))
+      return jax.tree.map(jnp.add, acc, part)
+    return add
+
+  def loss_and_grad(p, t):
+    if online or train.batch_size or blocks is None:
+      return jax.value_and_grad(loss_fn)(p, *batch(t))
+    big, small = blocks
+    # The trip counts depend on n: traced, they leave every shape in the loop fixed.
+    n_big = n // big
+    acc = jax.lax.fori_loop(0, n_big, block_sum(p, big, 0), (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, p)))
+    return jax.lax.fori_loop(0, (n - n_big * big + small - 1) // small, block_sum(p, small, n_big * big), acc)
+
   def step(state, _):
     p, opt_state, t, reason, best = state
-    loss, g = jax.value_and_grad(loss_fn)(p, *batch(t))
+    loss, g = loss_and_grad(p, t)
     running = reason == RUNNING
     finite = jnp.isfinite(loss)
     reached = loss <= train.tol
@@ -235,18 +270,18 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
   return unravel(flat), steps, reason
 
 
+def outputs(student, params, x_nd) -> jax.Array:
+  """Student outputs (n, k) on x (n, D), computed EVAL_CHUNK points at a time."""
+  c = min(x_nd.shape[0], EVAL_CHUNK)
+  x_cnd = jnp.pad(x_nd, [(0, (-x_nd.shape[0]) % c), (0, 0)]).reshape(-1, c, x_nd.shape[1])
+  f_cnk = jax.lax.map(lambda x: student.apply(params, x), x_cnd)
+  return f_cnk.reshape(-1, f_cnk.shape[-1])[: x_nd.shape[0]]
+
+
 def squared_error_sums(student, params, x_nd, y_nk, w_n):
-  """(Σ w e, Σ w e²) over points, e_i = mean_k (f(x_i) − y_ik)²; evaluated in chunks."""
-  x_cnd, y_cnk = _chunks(x_nd), _chunks(y_nk)
-  w_cn = _chunks(w_n[:, None])[..., 0]
-
-  def sums(args):
-    x, y, w = args
-    e_n = jnp.mean((student.apply(params, x) - y) ** 2, axis=-1)
-    return jnp.sum(w * e_n), jnp.sum(w * e_n**2)
-
-  s1, s2 = jax.lax.map(sums, (x_cnd, y_cnk, w_cn))
-  return jnp.sum(s1), jnp.sum(s2)
+  """(Σ w e, Σ w e²) over points, e_i = mean_k (f(x_i) − y_ik)²."""
+  e_n = jnp.mean((outputs(student, params, x_nd) - y_nk) ** 2, axis=-1)
+  return jnp.sum(w_n * e_n), jnp.sum(w_n * e_n**2)
 
 
 def normalized_error(s1, s2, count, y_var):
@@ -266,20 +301,18 @@ def evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, predicti
 
   The training error is over the first n points of the pool (NaN for n = 0, the online column).
   """
-  mask = (jnp.arange(x_pool.shape[0]) < n).astype(x_pool.dtype)
-  train_err, _ = normalized_error(*squared_error_sums(student, params, x_pool, y_pool, mask), n, y_var)
-  s1, s2 = squared_error_sums(student, params, x_test, y_test, jnp.ones(x_test.shape[0], x_test.dtype))
-  test_err, test_se = normalized_error(s1, s2, x_test.shape[0], y_var)
+  # One pass of the student over pool and test points together: fewer kernels to compile (the
+  # quick study's five programs: 8.3 s instead of 9.7 s, measured on 2 cores).
+  n_pool, n_test = x_pool.shape[0], x_test.shape[0]
+  f_nk = outputs(student, params, jnp.concatenate([x_pool, x_test]))
+  e_n = jnp.mean((f_nk - jnp.concatenate([y_pool, y_test])) ** 2, axis=-1)
+  w_n = jnp.concatenate([(jnp.arange(n_pool) < n).astype(e_n.dtype), jnp.zeros(n_test, e_n.dtype)])
+  train_err, _ = normalized_error(jnp.sum(w_n * e_n), jnp.sum(w_n * e_n**2), n, y_var)
+  e_test = e_n[n_pool:]
+  test_err, test_se = normalized_error(jnp.sum(e_test), jnp.sum(e_test**2), n_test, y_var)
   if not predictions:
     return train_err, test_err, test_se
-  pred = jax.lax.map(lambda x: student.apply(params, x), _chunks(x_test)).reshape(-1, y_test.shape[1])
-  return train_err, test_err, test_se, pred[: x_test.shape[0]]
-
-
-def _chunks(x_nd):
-  """(C, c, D): x padded to a multiple of the evaluation chunk."""
-  c = min(x_nd.shape[0], EVAL_CHUNK)
-  return jnp.pad(x_nd, [(0, (-x_nd.shape[0]) % c), (0, 0)]).reshape(-1, c, x_nd.shape[1])
+  return train_err, test_err, test_se, f_nk[n_pool:]
 
 
 def _results(trained, evaluated, compile_s, run_s):
@@ -309,19 +342,6 @@ def _prepare(train, seeds, members, ns, x_test, y_test):
   dtype = train.jnp_dtype
   x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
   return members, ns, x_test, y_test, output_variance(y_test)
-
-
-def buckets(ns: Sequence[int], ratio: float, floor: int = 0) -> list[list[int]]:
-  """Indices of `ns` grouped (sorted by n) so that within a group max n <= max(ratio · min n,
-  floor): the n's up to `floor` share one group whatever their ratio."""
-  order = sorted(range(len(ns)), key=lambda i: ns[i])
-  groups = []
-  for i in order:
-    if groups and ns[i] <= max(ratio * ns[groups[-1][0]], floor):
-      groups[-1].append(i)
-    else:
-      groups.append([i])
-  return groups
 
 
 def step_bytes(student, train: TrainSpec, n: int) -> int:
@@ -379,8 +399,7 @@ def train_grid(student, train: TrainSpec, **grid) -> dict:
 
 def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
                  x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
-                 devices=None, predictions: bool = False, bucket_ratio: float = 4.0,
-                 bucket_floor: int = 0):
+                 devices=None, predictions: bool = False):
   """Compiles the program that trains the (replicate × n) grid of one student shape; returns
   a function of no arguments that runs it (`train_grid` calls it at once; a sweep can compile
   the next grid while one runs).
@@ -400,11 +419,6 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     devices: the devices to shard the replicate axis over (default: all local devices).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
-    bucket_ratio: n's are trained in buckets whose largest n is at most this times their
-      smallest, each padded only to its own largest n. The buckets (and the online column) are
-      training loops of the same compiled program, run one after the other, followed by one
-      evaluation of every student. 0 pads everything to max(ns).
-    bucket_floor: the n's up to this share one bucket whatever their ratio (`buckets`).
 
   Returns:
     run(): returns a dict of numpy arrays of shape (S, N): train_error (NaN online),
@@ -417,10 +431,27 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   finite = [i for i, n in enumerate(ns) if n is not None]
   online = [i for i, n in enumerate(ns) if n is None]
   n_max = max([ns[i] for i in finite], default=1)
-  groups = ([[finite[j] for j in g] for g in buckets([ns[i] for i in finite], bucket_ratio, bucket_floor)]
-            if bucket_ratio else ([finite] if finite else []))
-  loops = [(g, max(ns[i] for i in g), False) for g in groups] + ([(online, 1, True)] if online else [])
-  inverse = np.argsort(np.concatenate([g for g, _, _ in loops]))
+  # The training loops, (indices into ns, points a step touches, mode), run one after another.
+  # 'together' trains its (replicate, n) students on one vmapped axis, on the pools cut to the
+  # loop's largest n (masked beyond each n); 'each' trains its n's one after another, n traced,
+  # the gradients summed over blocks of points (`train_one`), so that one compiled loop serves
+  # every n; 'online' is the online column. With at least two full-batch n's above a small
+  # block, every finite n trains in one 'each' loop; otherwise (few n's: what it would save in
+  # compilation, the narrower vmaps cost in training) the n's up to a small block, where a step
+  # costs little more than its kernel launches, train together, and a larger n in its own loop.
+  large = sorted({ns[i] for i in finite if ns[i] > BLOCK_POINTS[1]})
+  n_pool = n_max + (-n_max) % BLOCK_POINTS[1]   # 'each': a whole number of small blocks
+  blocks = (min(BLOCK_POINTS[0], n_pool), BLOCK_POINTS[1])
+  if len(large) >= 2 and not train.batch_size:
+    loops = [(finite, blocks[0], 'each')]
+  else:
+    groups = [[i for i in finite if ns[i] <= BLOCK_POINTS[1]]] + [[i for i in finite if ns[i] == n] for n in large]
+    if train.batch_size:   # a step touches batch_size points whatever n: one loop
+      groups = [finite]
+    loops = [(g, max(ns[i] for i in g), 'together') for g in groups if g]
+  if online:
+    loops.append((online, train.online_batch, 'online'))
+  inverse = np.argsort(np.concatenate([idx for idx, _, _ in loops]))
   devices = list(devices or jax.local_devices())
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
   # Per-replicate arguments stay numpy until placed: sharding a host array needs no program.
@@ -428,7 +459,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   seeds_s = np.asarray(list(seeds) + [seeds[-1]] * pad, np.int32)
   members_s = np.asarray(members + [members[-1]] * pad, np.int32)
   widths_s = np.asarray(widths + [widths[-1]] * pad, np.int32)
-  ns_n = jnp.asarray([0 if n is None else n for n in ns], jnp.int32)   # 0: no training points
+  ns_n = np.asarray([0 if n is None else n for n in ns], np.int32)   # 0: no training points
 
   # The pools depend on the teacher and seeds only: a program of their own (random sampling is
   # costly to compile) that draws each distinct seed once — a shape that does not change with
@@ -443,19 +474,19 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
 
   narrow = any(w != student.spec.width for w in widths)
-  # Students vmapped together per device, for each loop (`lax.map`'s batch_size): the loop's n's
-  # of b replicates, b a divisor of the device's count (a remainder would compile the training
-  # loop twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not
-  # a vmap of one: XLA:CPU then orients the first layer's weight gradient as the one-student
-  # program does (that matmul 5x faster for width 256 on 4096 points: experiments/benchmark.py's
-  # large cell 2-5% faster).
+  # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
+  # (at one n), b a divisor of the device's count (a remainder would compile the training loop
+  # twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not a vmap
+  # of one: XLA:CPU then orients the first layer's weight gradient as the one-student program
+  # does (that matmul 5x faster for width 256 on 4096 points: experiments/benchmark.py's large
+  # cell 2-5% faster).
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
-  for idx, size, is_online in loops:
-    points = train.online_batch if is_online else size
-    most = replicate_batch(student, train, [points] * (1 if is_online else len(idx)), devices[0])
+  for idx, points, mode in loops:
+    k = len(idx) if mode == 'together' else 1   # students of a replicate vmapped together
+    most = replicate_batch(student, train, [points] * k, devices[0])
     b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
-    batch.append(None if b * len(idx) == 1 else 0 if b == per_device else b * len(idx))
+    batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
   def program(teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
@@ -463,6 +494,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     # for its arrays (nor the program carry them).
     st = student.replace(teacher=teacher)
     x_pool, y_pool = x_pool_u[pool_s], y_pool_u[pool_s]   # (S, n_max, D), (S, n_max, k)
+    if any(mode == 'each' for _, _, mode in loops):
+      pad_n = [(0, 0), (0, n_pool - n_max), (0, 0)]   # zeros, masked: never a training point
+      x_blocks, y_blocks = jnp.pad(x_pool, pad_n), jnp.pad(y_pool, pad_n)
 
     def per_replicate(seed, member, width):
       init_key, batch_key = data_lib.member_keys(seed, member)
@@ -471,18 +505,27 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
     parts = []
     replicates = batch_key.shape[0]   # this device's
-    for (idx, size, is_online), b, flat_b in zip(loops, batch, flat):
-      # The loop's students, (replicate, n) for each of the device's replicates and the loop's
-      # n's, replicate-major, on one axis: vmapped in batches of b students (`replicate_batch`),
-      # one batch after another (one axis, not a vmap over n inside a vmap over replicates: on 2
-      # cores the quick study's programs train as fast or up to 40% faster so, and trace faster).
-      # Each student gathers its replicate's key, pool and initial parameters; a loop sees the
-      # pools cut to its own largest n (a pool's first n points do not depend on its size,
-      # data.py), so padding costs at most `bucket_ratio` (or up to `bucket_floor` points).
+    for (idx, size, mode), b, flat_b in zip(loops, batch, flat):
+      # Students vmapped in batches of b (`replicate_batch`), one batch after another, each
+      # gathering its replicate's key, pool and initial parameters.
       k = len(idx)
+      if mode == 'each':
+        def at_n(n, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
+          def one(r):
+            p = jax.tree.map(lambda a: a[r], params)
+            return train_one(st, train, p, x_blocks[r], y_blocks[r], n, batch_key[r], y_var,
+                             flat_params=flat_b, blocks=blocks)
+          return jax.lax.map(one, jnp.arange(replicates), batch_size=b)
+        out = jax.lax.map(at_n, ns_n[np.asarray(idx)])   # (n, replicate, ...)
+        parts.append(jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out))
+        continue
+      # (replicate, n) students, replicate-major, on one axis (not a vmap over n inside a vmap
+      # over replicates: on 2 cores as fast or up to 40% faster, and faster to trace); the pools
+      # cut to the loop's largest n (a pool's first n points do not depend on its size, data.py).
       r_all = np.repeat(np.arange(replicates), k)
       n_all = jnp.tile(ns_n[np.asarray(idx)], replicates)
-      def one(r_n, is_online=is_online, flat_b=flat_b, size=size):
+      size = 1 if mode == 'online' else size   # online: the pool is not used
+      def one(r_n, is_online=mode == 'online', flat_b=flat_b, size=size):
         r, n = r_n
         p = jax.tree.map(lambda a: a[r], params)
         return train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,

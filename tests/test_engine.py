@@ -26,7 +26,7 @@ def test_grid_matches_one_at_a_time(opt, dtype):
                                                gain=1.4, bias_scale=0.3))
   train = engine.TrainSpec(steps=400, check_every=100, dtype=dtype, **opt)
   st = students.make_student(students.StudentSpec(width=6), t)
-  kw = dict(seeds=[0, 1], ns=[10, 40, 100], x_test=x, y_test=y)   # n=10, 40 padded to 100
+  kw = dict(seeds=[0, 1], ns=[10, 40, 100], x_test=x, y_test=y)   # one loop, cut to 100 points, masked
   grid, alone = engine.train_grid(st, train, **kw), engine.train_sequential(st, train, **kw)
   rtol, atol = REORDER_TOL[dtype]
   assert grid['test_error'].shape == (2, 3)
@@ -140,18 +140,23 @@ def test_benchmark_checks_the_engine_against_the_loop():
     assert out['torch'] is None and 'speedup_vs_torch' not in out
 
 
-def test_width_buckets_and_online_column_in_one_program():
-  t, x, y = _setup('float32')
-  train = engine.TrainSpec(steps=300, check_every=100)
+def test_every_n_and_the_online_column_in_one_program(dtype):
+  """With two n's or more above a small block, every n trains in one loop, its gradient summed
+  over blocks of 512 then 128 points (`engine.BLOCK_POINTS`): n = 700 is one big block and two
+  small ones, the last masked beyond n; each student's result is the one it gets alone on
+  exactly its n points, in one batch."""
+  assert engine.BLOCK_POINTS == (512, 128)
+  t, x, y = _setup(dtype)
+  train = engine.TrainSpec(steps=300, check_every=100, dtype=dtype)
   st = students.make_student(students.StudentSpec(width=6), t)
-  assert engine.buckets([256, 16, 32, 100, 64], 4.0) == [[1, 2, 4], [3, 0]]
-  assert engine.buckets([256, 16, 32, 100, 64], 1.0, floor=64) == [[1, 2, 4], [3], [0]]
-  kw = dict(seeds=[0, 1], ns=[8, 200, None, 40], x_test=x, y_test=y)
+  kw = dict(seeds=[0, 1], ns=[8, 700, None, 40, 200], x_test=x, y_test=y)
   grid = engine.train_grid(st, train, **kw)
   alone = engine.train_sequential(st, train, **kw)
-  rtol, atol = REORDER_TOL['float32']
-  np.testing.assert_allclose(grid['test_error'], alone['test_error'], rtol=rtol, atol=atol)
-  assert np.all(np.isnan(grid['train_error'][:, 2])) and np.all(np.isfinite(grid['train_error'][:, [0, 1, 3]]))
+  rtol, atol = REORDER_TOL[dtype]
+  np.testing.assert_array_equal(grid['steps'], alone['steps'])
+  for key in ('test_error', 'train_error'):
+    np.testing.assert_allclose(grid[key], alone[key], rtol=rtol, atol=atol, err_msg=key)
+  assert np.all(np.isnan(grid['train_error'][:, 2])) and np.all(np.isfinite(grid['train_error'][:, [0, 1, 3, 4]]))
 
 
 def test_narrow_students_padded_into_one_program_match_students_trained_alone(dtype):
@@ -209,7 +214,7 @@ def test_replicates_trained_in_batches_match_one_vmap(dtype, monkeypatch):
   st = students.make_student(students.StudentSpec(width=6), t)
   kw = dict(seeds=list(range(8)), ns=[10, 40, None], x_test=x, y_test=y)
   one_vmap = engine.train_grid(st, train, **kw)
-  per_replicate = 2 * engine.step_bytes(st, train, 40)   # the bucket {10, 40}, padded to 40
+  per_replicate = 2 * engine.step_bytes(st, train, 40)   # the loop of n = 10 and 40, cut to 40 points
   rtol, atol = REORDER_TOL[dtype]
   for b in (2, 1):
     monkeypatch.setattr(engine, 'CPU_BATCH_BYTES', b * per_replicate)

@@ -253,23 +253,52 @@ def test_compile_clock_counts_overlapping_spans_once():
   assert before == 0.0 and after > 0.0
 
 
-def test_compiling_ahead_gives_the_sequential_results(tmp_path, monkeypatch):
-  # Two programs (widths <= 16 share one): the second compiles while the first trains.
+@pytest.mark.parametrize('first', [True, False], ids=['all_first', 'ahead'])
+def test_compiling_first_or_ahead_gives_the_sequential_results(tmp_path, monkeypatch, first):
+  # Two programs (widths <= 16 share one): compiled both before training (CPU's default), or
+  # the second while the first trains.
+  if not first:
+    monkeypatch.setattr(runner, 'COMPILE_FIRST_PLATFORMS', ())
   config = tiny_config(students__widths=(4, 32), data__online=False)
-  summary = runner.run(config, tmp_path / 'ahead', progress=False)
-  assert 0.0 < summary['compile_wait_seconds'] <= summary['compile_seconds'] <= summary['wall_seconds']
+  summary = runner.run(config, tmp_path / 'overlapped', progress=False)
+  assert 0.0 < summary['compile_seconds'] <= summary['wall_seconds']
+  assert 0.0 < summary['compile_wait_seconds'] <= summary['wall_seconds']
+  if not first:
+    assert summary['compile_wait_seconds'] <= summary['compile_seconds']
 
-  def one_by_one(fn, items):
+  def one_by_one(fn, items, threads=1):
     for item in items:
       yield item, fn(item), 0.0
 
   monkeypatch.setattr(runner, 'ahead', one_by_one)
+  monkeypatch.setattr(runner, 'all_first', one_by_one)
   runner.run(config, tmp_path / 'sequential', progress=False)
-  ahead, sequential = (by_cell(results.load(tmp_path / d)) for d in ('ahead', 'sequential'))
-  assert len(ahead) == 8 and ahead.keys() == sequential.keys()
-  for k in ahead:   # the same programs on the same data: equal to the last bit
-    assert {f: ahead[k][f] for f in ('test_error', 'train_error', 'steps')} == \
+  overlapped, sequential = (by_cell(results.load(tmp_path / d)) for d in ('overlapped', 'sequential'))
+  assert len(overlapped) == 8 and overlapped.keys() == sequential.keys()
+  for k in overlapped:   # the same programs on the same data: equal to the last bit
+    assert {f: overlapped[k][f] for f in ('test_error', 'train_error', 'steps')} == \
            {f: sequential[k][f] for f in ('test_error', 'train_error', 'steps')}, k
+
+
+def test_all_first_computes_every_item_before_yielding_in_order():
+  computed = []
+
+  def fn(i):
+    computed.append(i)
+    return i * 10
+
+  for item, result, waited in runner.all_first(fn, [0, 1, 2, 3], threads=2):
+    assert sorted(computed) == [0, 1, 2, 3] and result == item * 10
+    assert waited > 0 if item == 0 else waited == 0.0
+  with pytest.raises(ValueError, match='item 2 failed'):
+    list(runner.all_first(_fails_on_2, [0, 1, 2], threads=2))
+  assert list(runner.all_first(fn, [], threads=2)) == []
+
+
+def _fails_on_2(i):
+  if i == 2:
+    raise ValueError('item 2 failed')
+  return i
 
 
 @pytest.fixture(scope='module')
