@@ -444,10 +444,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   blocks = (min(BLOCK_POINTS[0], n_pool), BLOCK_POINTS[1])
   if len(large) >= 2 and not train.batch_size:
     loops = [(finite, blocks[0], 'each')]
-  else:
-    groups = [[i for i in finite if ns[i] <= BLOCK_POINTS[1]]] + [[i for i in finite if ns[i] == n] for n in large]
-    if train.batch_size:   # a step touches batch_size points whatever n: one loop
-      groups = [finite]
+  else:   # mini-batch steps touch batch_size points whatever n: one loop
+    groups = ([finite] if train.batch_size else
+              [[i for i in finite if ns[i] <= BLOCK_POINTS[1]]] + [[i for i in finite if ns[i] == n] for n in large])
     loops = [(g, max(ns[i] for i in g), 'together') for g in groups if g]
   if online:
     loops.append((online, train.online_batch, 'online'))

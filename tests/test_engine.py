@@ -140,7 +140,7 @@ def test_benchmark_checks_the_engine_against_the_loop():
     assert out['torch'] is None and 'speedup_vs_torch' not in out
 
 
-def test_every_n_and_the_online_column_in_one_program(dtype):
+def test_every_n_and_the_online_column_in_one_program(dtype, monkeypatch):
   """With two n's or more above a small block, every n trains in one loop, its gradient summed
   over blocks of 512 then 128 points (`engine.BLOCK_POINTS`): n = 700 is one big block and two
   small ones, the last masked beyond n; each student's result is the one it gets alone on
@@ -150,7 +150,10 @@ def test_every_n_and_the_online_column_in_one_program(dtype):
   train = engine.TrainSpec(steps=300, check_every=100, dtype=dtype)
   st = students.make_student(students.StudentSpec(width=6), t)
   kw = dict(seeds=[0, 1], ns=[8, 700, None, 40, 200], x_test=x, y_test=y)
+  blocks, train_one = [], engine.train_one
+  monkeypatch.setattr(engine, 'train_one', lambda *a, **k: blocks.append(k.get('blocks')) or train_one(*a, **k))
   grid = engine.train_grid(st, train, **kw)
+  assert blocks == [(512, 128), None]   # traced once: the finite n's loop, then the online one
   alone = engine.train_sequential(st, train, **kw)
   rtol, atol = REORDER_TOL[dtype]
   np.testing.assert_array_equal(grid['steps'], alone['steps'])
