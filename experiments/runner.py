@@ -255,11 +255,8 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
     waited = 0.0
     if (devices or jax.local_devices())[0].platform in COMPILE_FIRST_PLATFORMS:
       bar.set_postfix_str('compiling')
-      t = time.perf_counter()
-      with concurrent.futures.ThreadPoolExecutor(host.cores(), thread_name_prefix='draw') as pool:
-        list(pool.map(draw, sorted({g.variant for g, _, _ in todo})))   # the teachers first
-      waited += time.perf_counter() - t
-      stream = all_first(prepare, todo, host.cores())
+      waited += sum(w for _, _, w in all_first(draw, sorted({g.variant for g, _, _ in todo}), host.cores()))
+      stream = all_first(prepare, todo, host.cores())   # the teachers are drawn by then
     else:
       stream = ahead(prepare, todo)
     for (group, missing, rect), (student, program), wait in stream:

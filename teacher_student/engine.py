@@ -306,9 +306,9 @@ def evaluate(student, params, x_pool, y_pool, n, x_test, y_test, y_var, predicti
   n_pool, n_test = x_pool.shape[0], x_test.shape[0]
   f_nk = outputs(student, params, jnp.concatenate([x_pool, x_test]))
   e_n = jnp.mean((f_nk - jnp.concatenate([y_pool, y_test])) ** 2, axis=-1)
-  w_n = jnp.concatenate([(jnp.arange(n_pool) < n).astype(e_n.dtype), jnp.zeros(n_test, e_n.dtype)])
-  train_err, _ = normalized_error(jnp.sum(w_n * e_n), jnp.sum(w_n * e_n**2), n, y_var)
-  e_test = e_n[n_pool:]
+  e_pool, e_test = e_n[:n_pool], e_n[n_pool:]
+  w_pool = (jnp.arange(n_pool) < n).astype(e_n.dtype)
+  train_err, _ = normalized_error(jnp.sum(w_pool * e_pool), jnp.sum(w_pool * e_pool**2), n, y_var)
   test_err, test_se = normalized_error(jnp.sum(e_test), jnp.sum(e_test**2), n_test, y_var)
   if not predictions:
     return train_err, test_err, test_se
@@ -505,22 +505,21 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     parts = []
     replicates = batch_key.shape[0]   # this device's
     for (idx, size, mode), b, flat_b in zip(loops, batch, flat):
-      # Students vmapped in batches of b (`replicate_batch`), one batch after another, each
-      # gathering its replicate's key, pool and initial parameters.
-      k = len(idx)
+      # Students vmapped in batches of b (`replicate_batch`), one batch after another.
       if mode == 'each':
         def at_n(n, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
-          def one(r):
-            p = jax.tree.map(lambda a: a[r], params)
-            return train_one(st, train, p, x_blocks[r], y_blocks[r], n, batch_key[r], y_var,
-                             flat_params=flat_b, blocks=blocks)
-          return jax.lax.map(one, jnp.arange(replicates), batch_size=b)
+          def one(replicate):   # the replicate's parameters, pool and key
+            p, x_nd, y_nk, key = replicate
+            return train_one(st, train, p, x_nd, y_nk, n, key, y_var, flat_params=flat_b, blocks=blocks)
+          return jax.lax.map(one, (params, x_blocks, y_blocks, batch_key), batch_size=b)
         out = jax.lax.map(at_n, ns_n[np.asarray(idx)])   # (n, replicate, ...)
         parts.append(jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out))
         continue
       # (replicate, n) students, replicate-major, on one axis (not a vmap over n inside a vmap
-      # over replicates: on 2 cores as fast or up to 40% faster, and faster to trace); the pools
-      # cut to the loop's largest n (a pool's first n points do not depend on its size, data.py).
+      # over replicates: on 2 cores as fast or up to 40% faster, and faster to trace), each
+      # gathering its replicate's key, pool and initial parameters; the pools cut to the loop's
+      # largest n (a pool's first n points do not depend on its size, data.py).
+      k = len(idx)
       r_all = np.repeat(np.arange(replicates), k)
       n_all = jnp.tile(ns_n[np.asarray(idx)], replicates)
       size = 1 if mode == 'online' else size   # online: the pool is not used
