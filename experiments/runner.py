@@ -20,8 +20,8 @@ from teacher_student import data, engine, students, teachers
 COMPILE_EVENT_PREFIX = '/jax/core/compile/'
 # Platforms where a sweep compiles every program before training any (`all_first`), as compiling
 # and training compete for the same cores there; elsewhere it compiles ahead (`ahead`). Measured
-# on 2 cores, the quick study from a cold start: the same wall time either way (48-49 s), JAX
-# compiling during 8.8-9.6 s of it (18-20%) instead of 16 s (spread over the training it slowed).
+# on 2 cores, the quick study from a cold start: the same wall time either way (46.5-50.4 s), JAX
+# compiling during 7.6-8.8 s of it (16-18%) instead of 13.3 s (spread over the training it slowed).
 COMPILE_FIRST_PLATFORMS = ('cpu',)
 
 

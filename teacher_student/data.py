@@ -9,11 +9,10 @@ on (seed, n) only, and a learning curve is measured with common random numbers (
 monotone by construction). The test set has its own seed.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
+from teacher_student import compilation
 from teacher_student import inputs as inputs_lib
 
 POOL, INIT, BATCH, NOISE, TEST = range(5)
@@ -42,7 +41,7 @@ def train_pool(teacher, seed, n: int, noise_std: float = 0.0, dtype=jnp.float32)
   return x_nd, y_nk
 
 
-@functools.partial(jax.jit, static_argnames=('n', 'dtype'))
+@compilation.sampling_jit(static_argnames=('n', 'dtype'))
 def test_set(teacher, n: int, seed: int, dtype=jnp.float32):
   """The held-out sample (x_nd, clean f*(x)_nk), drawn with its own seed (one compiled program,
   not one per operation)."""

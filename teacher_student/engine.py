@@ -7,12 +7,13 @@ pool, and its student at sample count n sees the pool's first n points, masked i
 n's train in loops of one compiled program (`compile_grid` compiles it and returns the function
 that runs it): with several n's above 128, one loop trains every n, one after another (n traced:
 the full-batch gradient is summed over fixed blocks of points, the last one masked beyond n, so
-the loop compiles once); otherwise the n's up to 128 train vmapped together and a larger n in a
-loop of its own; the online column is a loop of its own. The replicate axis is sharded over the
-local devices, and each device vmaps its students in batches whose steps fit a memory budget
-(`replicate_batch`; big students train one at a time). Under vmap a while-loop runs until every student has
-stopped; a stopped student's parameters are frozen, so each student's result is the one it would
-get alone (`train_sequential` is that one-at-a-time reference).
+the loop compiles once; the online column is one more n of it, its blocks drawn fresh every
+step); otherwise the n's up to 128 train vmapped together, a larger n in a loop of its own, and
+the online column in one of its own. The replicate axis is sharded over the local devices, and
+each device vmaps its students in batches whose steps fit a memory budget (`replicate_batch`; big
+students train one at a time). Under vmap a while-loop runs until every student has stopped; a
+stopped student's parameters are frozen, so each student's result is the one it would get alone
+(`train_sequential` is that one-at-a-time reference).
 
 Stopping rule, checked every step: normalized training error <= tol (reason 'tolerance') or
 non-finite loss ('diverged'); checked every `check_every` steps: no relative improvement of the
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from teacher_student import compilation
 from teacher_student import data as data_lib
 from teacher_student import inputs as inputs_lib
 
@@ -47,10 +49,6 @@ EVAL_CHUNK = 4096
 # matmuls then run 1.2-1.6x faster, while from width ~32 up the (samples, features) layout is
 # faster (measured on 2 cores with experiments/benchmark.py cell shapes).
 FEATURE_MAJOR_MAX_WIDTH = 16
-# XLA:CPU at LLVM optimization level 1 instead of its default: the same results bit for bit,
-# 17-27% less compilation of a training program and up to 2.6x faster training loops here (the
-# quick study's band-limited companion; measured on 2 cores). Other platforms keep their defaults.
-CPU_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
 # Full-batch gradients of a program with several n's above 128 are summed over blocks of this
 # many points (`train_one`): 512 while that many remain, then 128. Every n then trains in one
 # compiled loop (XLA:CPU compiles ~30 kernels for each loop). Measured on 2 cores, the quick
@@ -68,10 +66,6 @@ BLOCK_POINTS = (512, 128)
 # device memory.
 CPU_BATCH_BYTES = 8 << 20
 ACCELERATOR_MEMORY_SHARE = 0.25
-
-
-def compiler_options(platform: str) -> dict:
-  return dict(CPU_COMPILER_OPTIONS) if platform == 'cpu' else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +162,10 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     n: sample count (int scalar, may be traced; <= n_max).
     batch_key: the replicate's key for mini-batches and online samples.
     y_var: Var f*, so that the loss is the normalized training error.
-    online: draw `train.online_batch` fresh samples from μ every step (n = ∞).
+    online: draw `train.online_batch` fresh samples from μ every step (n = ∞). With blocks it
+      may be traced (one loop for finite n's and the online column): where true, n is taken
+      to be online_batch and the step's blocks come from its fresh samples, not the pool
+      (x_nd must then hold at least online_batch points); where false, the step draws nothing.
     flat_params: optimize one flat parameter vector (what small students want; the engine
       decides by `uses_flat_params`); False keeps the parameter tree (faster for big students).
     blocks: (big, small) or None. Full-batch training with blocks sums the loss and gradient
@@ -187,18 +184,29 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
   layout = (lambda a: a.T) if feature_major else (lambda a: a)
   forward = student.apply_feature_major if feature_major else student.apply
   x_data, y_data = layout(x_nd), layout(y_nk)
+  mixed = not isinstance(online, bool)   # a traced online flag: see Args
+  if mixed:
+    if blocks is None or train.batch_size:
+      raise ValueError('a traced online flag needs full-batch training with blocks')
+    if x_nd.shape[0] < train.online_batch:
+      raise ValueError(f'the pool holds {x_nd.shape[0]} points, fewer than online_batch={train.online_batch}')
+    n = jnp.where(online, train.online_batch, n)
+
+  def fresh(t):
+    """The online batch of step t: x, y in the loss's layout (train.online_batch points)."""
+    kx, kn = jax.random.split(jax.random.fold_in(batch_key, t))
+    x = inputs_lib.sample(student.teacher.inputs, kx, train.online_batch, dtype)
+    y = student.teacher(x).astype(dtype)
+    if train.noise_std:
+      y = y + train.noise_std * jax.random.normal(kn, y.shape, dtype)
+    return layout(x), layout(y)
 
   def batch(t):
     """(x, y, w_b): inputs, labels (in the loss's layout) and loss weights summing to 1 for step t."""
     key = jax.random.fold_in(batch_key, t)
     if online:
       b = train.online_batch
-      kx, kn = jax.random.split(key)
-      x = inputs_lib.sample(student.teacher.inputs, kx, b, dtype)
-      y = student.teacher(x).astype(dtype)
-      if train.noise_std:
-        y = y + train.noise_std * jax.random.normal(kn, y.shape, dtype)
-      return layout(x), layout(y), jnp.full((b,), 1.0 / b, dtype)
+      return *fresh(t), jnp.full((b,), 1.0 / b, dtype)
     if train.batch_size:
       idx = (jax.random.uniform(key, (train.batch_size,), dtype) * n).astype(jnp.int32)
       idx = jnp.minimum(idx, n - 1)
@@ -218,23 +226,34 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
     r = forward(unravel(p), x) - y
     return jnp.sum(w_b * jnp.mean(r**2, axis=1 - sample_axis)) / y_var
 
-  def block_sum(p, size, first):
-    """fori_loop body adding (loss, gradient) of block j, `size` points from point `first`."""
+  def block_sum(p, size, first, fresh_xy):
+    """fori_loop body adding (loss, gradient) of block j, `size` points from point `first` of
+    the pool, or of the fresh samples `fresh_xy` where the (traced) online flag is true."""
     def add(j, acc):
       start = first + j * size
       cut = lambda a, axis: jax.lax.dynamic_slice_in_dim(a, start, size, axis)
-      part = jax.value_and_grad(loss_fn)(p, cut(x_data, sample_axis), cut(y_data, sample_axis), cut(w_n, 0))
+      x, y = cut(x_data, sample_axis), cut(y_data, sample_axis)
+      if fresh_xy is not None:
+        x, y = (jnp.where(online, cut(f, sample_axis), a) for f, a in zip(fresh_xy, (x, y)))
+      part = jax.value_and_grad(loss_fn)(p, x, y, cut(w_n, 0))
       return jax.tree.map(jnp.add, acc, part)
     return add
 
   def loss_and_grad(p, t):
-    if online or train.batch_size or blocks is None:
+    if (not mixed and online) or train.batch_size or blocks is None:
       return jax.value_and_grad(loss_fn)(p, *batch(t))
     big, small = blocks
+    fresh_xy = None
+    if mixed:   # padded with zeros to whole blocks (masked: beyond n); a finite n draws nothing
+      pad = [(0, 0), (0, 0)]
+      pad[sample_axis] = (0, max(big, -(-train.online_batch // small) * small) - train.online_batch)
+      draw = lambda: tuple(jnp.pad(a, pad) for a in fresh(t))
+      fresh_xy = jax.lax.cond(online, draw, lambda: tuple(jnp.zeros(a.shape, a.dtype) for a in jax.eval_shape(draw)))
     # The trip counts depend on n: traced, they leave every shape in the loop fixed.
     n_big = n // big
-    acc = jax.lax.fori_loop(0, n_big, block_sum(p, big, 0), (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, p)))
-    return jax.lax.fori_loop(0, (n - n_big * big + small - 1) // small, block_sum(p, small, n_big * big), acc)
+    acc = (jnp.zeros((), dtype), jax.tree.map(jnp.zeros_like, p))
+    acc = jax.lax.fori_loop(0, n_big, block_sum(p, big, 0, fresh_xy), acc)
+    return jax.lax.fori_loop(0, (n - n_big * big + small - 1) // small, block_sum(p, small, n_big * big, fresh_xy), acc)
 
   def step(state, _):
     p, opt_state, t, reason, best = state
@@ -436,20 +455,24 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # loop's largest n (masked beyond each n); 'each' trains its n's one after another, n traced,
   # the gradients summed over blocks of points (`train_one`), so that one compiled loop serves
   # every n; 'online' is the online column. With at least two full-batch n's above a small
-  # block, every finite n trains in one 'each' loop; otherwise (few n's: what it would save in
+  # block, every n, the online column included, trains in one 'each' loop (its online students
+  # take their blocks from fresh samples: `train_one`); otherwise (few n's: what it would save in
   # compilation, the narrower vmaps cost in training) the n's up to a small block, where a step
-  # costs little more than its kernel launches, train together, and a larger n in its own loop.
+  # costs little more than its kernel launches, train together, a larger n in its own loop, and
+  # the online column in its own.
   large = sorted({ns[i] for i in finite if ns[i] > BLOCK_POINTS[1]})
-  n_pool = n_max + (-n_max) % BLOCK_POINTS[1]   # 'each': a whole number of small blocks
+  each = len(large) >= 2 and not train.batch_size
+  n_pool = max(n_max, train.online_batch if each and online else 0)
+  n_pool += (-n_pool) % BLOCK_POINTS[1]   # 'each': a whole number of small blocks
   blocks = (min(BLOCK_POINTS[0], n_pool), BLOCK_POINTS[1])
-  if len(large) >= 2 and not train.batch_size:
-    loops = [(finite, blocks[0], 'each')]
+  if each:
+    loops = [(finite + online, blocks[0], 'each')]
   else:   # mini-batch steps touch batch_size points whatever n: one loop
     groups = ([finite] if train.batch_size else
               [[i for i in finite if ns[i] <= BLOCK_POINTS[1]]] + [[i for i in finite if ns[i] == n] for n in large])
     loops = [(g, max(ns[i] for i in g), 'together') for g in groups if g]
-  if online:
-    loops.append((online, train.online_batch, 'online'))
+    if online:
+      loops.append((online, train.online_batch, 'online'))
   inverse = np.argsort(np.concatenate([idx for idx, _, _ in loops]))
   devices = list(devices or jax.local_devices())
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
@@ -468,9 +491,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # time is its compilation.
   unique_u, pool_s = np.unique(seeds_s, return_inverse=True)
   pool_s = pool_s.astype(np.int32)
-  t_pools, cached = time.perf_counter(), pools._cache_size()
+  t_pools, cached = time.perf_counter(), pools.cache_size()
   x_pool_u, y_pool_u = pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype)
-  pools_compile = time.perf_counter() - t_pools if pools._cache_size() > cached else 0.0
+  pools_compile = time.perf_counter() - t_pools if pools.cache_size() > cached else 0.0
 
   narrow = any(w != student.spec.width for w in widths)
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
@@ -507,12 +530,16 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     for (idx, size, mode), b, flat_b in zip(loops, batch, flat):
       # Students vmapped in batches of b (`replicate_batch`), one batch after another.
       if mode == 'each':
-        def at_n(n, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
+        def at_n(n_online, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
+          n, is_online = n_online if online else (n_online, False)
           def one(replicate):   # the replicate's parameters, pool and key
             p, x_nd, y_nk, key = replicate
-            return train_one(st, train, p, x_nd, y_nk, n, key, y_var, flat_params=flat_b, blocks=blocks)
+            return train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b, blocks=blocks)
           return jax.lax.map(one, (params, x_blocks, y_blocks, batch_key), batch_size=b)
-        out = jax.lax.map(at_n, ns_n[np.asarray(idx)])   # (n, replicate, ...)
+        # The online flag is traced only if the loop has the online column (else no fresh samples).
+        n_idx = ns_n[np.asarray(idx)]
+        xs = (n_idx, np.asarray([ns[i] is None for i in idx])) if online else n_idx
+        out = jax.lax.map(at_n, xs)   # (n, replicate, ...)
         parts.append(jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out))
         continue
       # (replicate, n) students, replicate-major, on one axis (not a vmap over n inside a vmap
@@ -548,7 +575,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
         jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (seeds_s, members_s, widths_s, pool_s))
   args = (student.teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
-  compiled = jax.jit(program).lower(*args).compile(compiler_options(devices[0].platform))
+  compiled = jax.jit(program).lower(*args).compile(compilation.training_options(devices[0].platform))
   compile_s = time.perf_counter() - t0 + pools_compile
 
   def run() -> dict:
@@ -563,7 +590,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   return run
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+@compilation.sampling_jit(static_argnums=(2, 3, 4))
 def pools(teacher, seeds_s, n: int, noise_std: float, dtype: str):
   """The training pools of replicate seeds (S,): x (S, n, D), y (S, n, k)."""
   return jax.vmap(lambda s: data_lib.train_pool(teacher, s, n, noise_std, jnp.dtype(dtype)))(seeds_s)
@@ -593,7 +620,7 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   n_max = max([n for n in ns if n is not None], default=1)
   compiled = {}   # (width, k, online) -> (compiled trainer, compiled evaluation)
   device = jax.devices()[0]
-  options = compiler_options(device.platform)   # as train_grid's program
+  options = compilation.training_options(device.platform)   # as train_grid's program
   compile_s = 0.0
   trained, evaluated = [], []
   t0 = time.perf_counter()

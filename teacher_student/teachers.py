@@ -20,7 +20,6 @@ up to a relative spread of about sqrt(2/B).
 """
 
 import dataclasses
-import functools
 import itertools
 from typing import Any
 
@@ -29,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from teacher_student import compilation
 from teacher_student import inputs as inputs_lib
 from teacher_student import mlp as mlp_lib
 
@@ -161,7 +161,7 @@ def make_teacher(spec: TeacherSpec, inputs: inputs_lib.InputSpec, dtype=jnp.floa
 
 # One compiled program per teacher shape (the seed is an argument): drawing a teacher op by op
 # compiles each primitive on its own and takes twice as long (0.5 s more per teacher on 2 cores).
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+@compilation.sampling_jit(static_argnums=(0, 1, 2))
 def _draw(spec: TeacherSpec, inputs: inputs_lib.InputSpec, dtype, seed) -> Teacher:
   k_params, k_norm, k_feat = jax.random.split(jax.random.key(seed), 3)
   x_nd = inputs_lib.sample(inputs, k_norm, spec.n_normalize, dtype)

@@ -55,6 +55,33 @@ def test_teacher_bit_reproducible_from_seed(family):
   assert not jnp.array_equal(a(x), c(x))
 
 
+# Sampling programs compile at another optimization level than op-by-op execution (compilation.py):
+# the same draws up to float rounding. (rtol, atol) by dtype.
+SAMPLING_TOL = {'float32': (1e-5, 1e-6), 'float64': (1e-12, 1e-14)}
+
+
+@pytest.mark.parametrize('spec,ins', [(teachers.TeacherSpec('mlp', depth=2, width=6, bias_scale=0.3, n_normalize=4096), GAUSS4),
+                                      (teachers.TeacherSpec('bandlimited', cutoff=2, n_normalize=4096), inputs.InputSpec('cube', 2))])
+def test_sampling_programs_draw_what_op_by_op_draws(spec, ins, dtype):
+  """The compiled teacher draw, test set and pools (`compilation.sampling_jit`) equal the same
+  functions run op by op, within the dtype's rounding."""
+  from teacher_student import engine
+  rtol, atol = SAMPLING_TOL[dtype]
+  close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+  draw = lambda: teachers.make_teacher(spec, ins, jnp.dtype(dtype))
+  t = draw()
+  with jax.disable_jit():
+    t_ref = draw()
+    test_ref = data.test_set(t_ref, 512, seed=3, dtype=jnp.dtype(dtype))
+    pool_ref = [data.train_pool(t_ref, s, 300, 0.1, jnp.dtype(dtype)) for s in (4, 9)]
+  jax.tree.map(close, t.params, t_ref.params)
+  jax.tree.map(close, data.test_set(t, 512, seed=3, dtype=jnp.dtype(dtype)), test_ref)
+  x_su, y_su = engine.pools(t, jnp.asarray([4, 9], jnp.int32), 300, 0.1, dtype)
+  for s, (x, y) in enumerate(pool_ref):
+    close(x_su[s], x)
+    close(y_su[s], y)
+
+
 def test_bandlimited_basis(x64):
   ins = inputs.InputSpec('cube', 2)
   t = teachers.make_teacher(teachers.TeacherSpec('bandlimited', cutoff=3), ins, dtype=x64)
