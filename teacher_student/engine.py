@@ -203,11 +203,11 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
 
   def batch(t):
     """(x, y, w_b): inputs, labels (in the loss's layout) and loss weights summing to 1 for step t."""
-    key = jax.random.fold_in(batch_key, t)
     if online:
       b = train.online_batch
       return *fresh(t), jnp.full((b,), 1.0 / b, dtype)
     if train.batch_size:
+      key = jax.random.fold_in(batch_key, t)
       idx = (jax.random.uniform(key, (train.batch_size,), dtype) * n).astype(jnp.int32)
       idx = jnp.minimum(idx, n - 1)
       return (jnp.take(x_data, idx, axis=sample_axis), jnp.take(y_data, idx, axis=sample_axis),
@@ -475,6 +475,15 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       loops.append((online, train.online_batch, 'online'))
   inverse = np.argsort(np.concatenate([idx for idx, _, _ in loops]))
   devices = list(devices or jax.local_devices())
+  # Per loop: the students of a replicate vmapped together (k), and how many replicates' steps
+  # fit one batch (`replicate_batch`). Students that train one at a time train on one CPU device:
+  # the CPU's host devices share its cores, which such a student's matmuls already fill
+  # (measured on 2 cores, experiments/benchmark.py's large cell: 104.5-107 student-steps/s on one
+  # device, 100.2-102.7 on two).
+  ks = [len(idx) if mode == 'together' else 1 for idx, _, mode in loops]
+  most = [replicate_batch(student, train, [points] * k, devices[0]) for (_, points, _), k in zip(loops, ks)]
+  if devices[0].platform == 'cpu' and max(most) == 1:
+    devices = devices[:1]
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
   # Per-replicate arguments stay numpy until placed: sharding a host array needs no program.
   pad = (-len(seeds)) % len(devices)
@@ -504,10 +513,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # cell 2-5% faster).
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
-  for idx, points, mode in loops:
-    k = len(idx) if mode == 'together' else 1   # students of a replicate vmapped together
-    most = replicate_batch(student, train, [points] * k, devices[0])
-    b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
+  for (_, points, _), k, fit in zip(loops, ks, most):
+    b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= fit)
     batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
