@@ -11,7 +11,7 @@ the loop compiles once; the online column is one more n of it, its blocks drawn 
 step); otherwise the n's up to 128 train vmapped together, a larger n in a loop of its own, and
 the online column in one of its own. The replicate axis is sharded over the local devices, and
 each device vmaps its students in batches whose steps fit a memory budget (`replicate_batch`; big
-students train one at a time). Under vmap a while-loop runs until every student has stopped; a
+students train one at a time, on CPU on one device). Under vmap a while-loop runs until every student has stopped; a
 stopped student's parameters are frozen, so each student's result is the one it would get alone
 (`train_sequential` is that one-at-a-time reference).
 
@@ -435,7 +435,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     widths: replicate widths, length S (default: the student's width): a replicate of width
       w < student.spec.width is a width-w student padded with inert units (`Student.init`), so
       several small widths train in one program.
-    devices: the devices to shard the replicate axis over (default: all local devices).
+    devices: the devices to shard the replicate axis over (default: all local devices; on CPU,
+      students that train one at a time, `replicate_batch` 1, train on the first only).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
 
