@@ -14,10 +14,10 @@ import jax
 # bit, 17-27% less compilation of a training program and up to 2.6x faster training loops here
 # (the quick study's band-limited companion; measured on 2 cores).
 TRAINING_CPU_OPTIONS = {'xla_backend_optimization_level': 1}
-# Sampling on XLA:CPU at level 0: measured on 2 cores, the quick study's teachers, test sets and
-# pools compile in 0.2-0.6 s each instead of 0.3-1.1 s, and run 3-10x slower, in milliseconds
-# (the thesis grid's pools of 8 x 131072 points: 0.9 s instead of 0.3 s). The draws differ from
-# level 1's in the last bits of float rounding.
+# Sampling on XLA:CPU at level 0: measured on 2 cores, one program at a time, the quick study's
+# teachers, test sets and pools take 0.14-0.51 s each to compile and run the first time instead
+# of 0.25-0.73 s, and then run 3-10x slower, in milliseconds (the thesis grid's pools of
+# 8 x 131072 points: 0.9 s instead of 0.3 s). The draws differ from level 1's in the last bits.
 SAMPLING_CPU_OPTIONS = {'xla_backend_optimization_level': 0}
 
 

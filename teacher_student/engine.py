@@ -11,9 +11,9 @@ the loop compiles once; the online column is one more n of it, its blocks drawn 
 step); otherwise the n's up to 128 train vmapped together, a larger n in a loop of its own, and
 the online column in one of its own. The replicate axis is sharded over the local devices, and
 each device vmaps its students in batches whose steps fit a memory budget (`replicate_batch`; big
-students train one at a time, on CPU on one device). Under vmap a while-loop runs until every student has stopped; a
-stopped student's parameters are frozen, so each student's result is the one it would get alone
-(`train_sequential` is that one-at-a-time reference).
+students train one at a time, on CPU on one device). Under vmap a while-loop runs until every
+student has stopped; a stopped student's parameters are frozen, so each student's result is the
+one it would get alone (`train_sequential` is that one-at-a-time reference).
 
 Stopping rule, checked every step: normalized training error <= tol (reason 'tolerance') or
 non-finite loss ('diverged'); checked every `check_every` steps: no relative improvement of the
@@ -538,16 +538,15 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     for (idx, size, mode), b, flat_b in zip(loops, batch, flat):
       # Students vmapped in batches of b (`replicate_batch`), one batch after another.
       if mode == 'each':
-        def at_n(n_online, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
-          n, is_online = n_online if online else (n_online, False)
+        def at_n(n_flag, flat_b=flat_b, b=b):   # n traced: the loop compiles once for all n's
+          n, flag = n_flag
+          is_online = flag if online else False   # traced only with an online column to draw
           def one(replicate):   # the replicate's parameters, pool and key
             p, x_nd, y_nk, key = replicate
             return train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b, blocks=blocks)
           return jax.lax.map(one, (params, x_blocks, y_blocks, batch_key), batch_size=b)
-        # The online flag is traced only if the loop has the online column (else no fresh samples).
-        n_idx = ns_n[np.asarray(idx)]
-        xs = (n_idx, np.asarray([ns[i] is None for i in idx])) if online else n_idx
-        out = jax.lax.map(at_n, xs)   # (n, replicate, ...)
+        flags = np.asarray([ns[i] is None for i in idx])
+        out = jax.lax.map(at_n, (ns_n[np.asarray(idx)], flags))   # (n, replicate, ...)
         parts.append(jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out))
         continue
       # (replicate, n) students, replicate-major, on one axis (not a vmap over n inside a vmap
