@@ -11,9 +11,9 @@ the loop compiles once; the online column is one more n of it, its blocks drawn 
 step); otherwise the n's up to 128 train vmapped together, a larger n in a loop of its own, and
 the online column in one of its own. The replicate axis is sharded over the local devices, and
 each device vmaps its students in batches whose steps fit a memory budget (`replicate_batch`; big
-students train one at a time, on CPU on one device). Under vmap a while-loop runs until every
-student has stopped; a stopped student's parameters are frozen, so each student's result is the
-one it would get alone (`train_sequential` is that one-at-a-time reference).
+students train one at a time). Under vmap a while-loop runs until every student has stopped; a
+stopped student's parameters are frozen, so each student's result is the one it would get alone
+(`train_sequential` is that one-at-a-time reference).
 
 Stopping rule, checked every step: normalized training error <= tol (reason 'tolerance') or
 non-finite loss ('diverged'); checked every `check_every` steps: no relative improvement of the
@@ -435,8 +435,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     widths: replicate widths, length S (default: the student's width): a replicate of width
       w < student.spec.width is a width-w student padded with inert units (`Student.init`), so
       several small widths train in one program.
-    devices: the devices to shard the replicate axis over (default: all local devices; on CPU,
-      students that train one at a time, `replicate_batch` 1, train on the first only).
+    devices: the devices to shard the replicate axis over (default: all local devices).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
 
@@ -476,15 +475,6 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       loops.append((online, train.online_batch, 'online'))
   inverse = np.argsort(np.concatenate([idx for idx, _, _ in loops]))
   devices = list(devices or jax.local_devices())
-  # Per loop: the students of a replicate vmapped together (k), and how many replicates' steps
-  # fit one batch (`replicate_batch`). Students that train one at a time train on one CPU device:
-  # the CPU's host devices share its cores, which such a student's matmuls already fill
-  # (measured on 2 cores, experiments/benchmark.py's large cell: 104.5-107 student-steps/s on one
-  # device, 100.2-102.7 on two).
-  ks = [len(idx) if mode == 'together' else 1 for idx, _, mode in loops]
-  most = [replicate_batch(student, train, [points] * k, devices[0]) for (_, points, _), k in zip(loops, ks)]
-  if devices[0].platform == 'cpu' and max(most) == 1:
-    devices = devices[:1]
   # Pad the replicate axis to a multiple of the device count (the padding is dropped below).
   # Per-replicate arguments stay numpy until placed: sharding a host array needs no program.
   pad = (-len(seeds)) % len(devices)
@@ -514,8 +504,10 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # cell 2-5% faster).
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
-  for (_, points, _), k, fit in zip(loops, ks, most):
-    b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= fit)
+  for idx, points, mode in loops:
+    k = len(idx) if mode == 'together' else 1   # students of a replicate vmapped together
+    most = replicate_batch(student, train, [points] * k, devices[0])
+    b = max(d for d in range(1, per_device + 1) if per_device % d == 0 and d <= most)
     batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
