@@ -501,7 +501,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not a vmap
   # of one: XLA:CPU then orients the first layer's weight gradient as the one-student program
   # does (that matmul 5x faster for width 256 on 4096 points: experiments/benchmark.py's large
-  # cell 2-5% faster).
+  # cell 5-9% faster, two runs of 8 interleaved rounds on 2 cores).
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
   for idx, points, mode in loops:
