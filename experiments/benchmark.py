@@ -13,9 +13,11 @@ In one run, for three fixed cell classes (tiny, medium, large), times in float32
   - the machine's dense matmul (float32, jnp.dot) in the same process,
 and reports student-steps/s, achieved FLOP/s (6 · n · weights per student-step, padding not
 counted), their ratios, compile time apart from run time (every loop's programs are compiled
-ahead of time and not counted in its run time) and the compiled program's memory. Each method is
+ahead of time and not counted in its run time; nor are the loops' initial parameters and pools,
+drawn before, as the engine's pools) and the compiled program's memory. Each method is
 timed in three interleaved rounds and keeps its fastest: this machine's speed drifts by 10-20%
-between seconds, which would otherwise decide ratios near 1.
+between seconds, which would otherwise decide ratios near 1. Every round's run time and ratio is
+reported too (`*_per_round`): their spread shows how far a ratio near 1 is from noise.
 
 It checks that they compute the same thing: the timed float32 runs of the engine and the fused
 loop agree up to the chaotic amplification of rounding differences (reported: the share of
@@ -121,10 +123,13 @@ def naive_loop(student, train, *, seeds, ns, x_test, y_test) -> dict:
       x_test.shape[0], y_var)[0])
   compiled, compile_s = {}, 0.0
   test_error = np.zeros((len(seeds), len(ns)))
+  # Initial parameters and pools first, untimed (as train_sequential): the run time is training
+  # and evaluation.
+  replicates = jax.block_until_ready([(student.init(data.member_keys(seed, 0)[0], dtype),
+                                       data.train_pool(student.teacher, seed, max(ns), train.noise_std, dtype))
+                                      for seed in seeds])
   t0 = time.perf_counter()
-  for i, seed in enumerate(seeds):
-    params0 = student.init(data.member_keys(seed, 0)[0], dtype)
-    x_pool, y_pool = data.train_pool(student.teacher, seed, max(ns), train.noise_std, dtype)
+  for i, (params0, (x_pool, y_pool)) in enumerate(replicates):
     for j, n in enumerate(ns):
       params, opt_state, x_nd, y_nk = params0, opt.init(params0), x_pool[:n], y_pool[:n]
       if n not in compiled:
@@ -170,10 +175,11 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
   methods = {'engine': engine.train_grid, 'loop': naive_loop, 'fused_loop': engine.train_sequential}
   if benchmark_torch.available():
     methods['torch'] = benchmark_torch.train
-  runs = {}
+  runs, per_round = {}, {key: [] for key in methods}
   for _ in range(rounds):
     for key, method in methods.items():
       r = method(student, train, **kw)
+      per_round[key].append(r['run_seconds'])
       if key not in runs:
         runs[key] = r
       elif r['run_seconds'] < runs[key]['run_seconds']:
@@ -186,8 +192,11 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
     out[f'{key}_fraction_of_matmul_peak'] = useful_flops / r['run_seconds'] / peak
     out[f'{key}_run_seconds'] = r['run_seconds']
     out[f'{key}_compile_seconds'] = r.get('compile_seconds', 0.0)
+    out[f'{key}_run_seconds_per_round'] = per_round[key]
     if key != 'engine':
       out[f'speedup_vs_{key}'] = r['run_seconds'] / runs['engine']['run_seconds']
+      # Each round's ratio (passes run back to back): its spread is the machine's noise.
+      out[f'speedup_vs_{key}_per_round'] = [t / e for t, e in zip(per_round[key], per_round['engine'])]
   out['fraction_of_matmul_peak'] = out.pop('engine_fraction_of_matmul_peak')
   out['engine_memory_bytes'] = runs['engine'].get('memory_bytes')
   rel32 = _relative_difference(runs['engine'], runs['fused_loop'])
@@ -200,7 +209,8 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
                                    and match['naive_float64_max_relative_difference'] <= MATCH_RTOL_FLOAT64)
   print(f'{name:>6}: engine {out["engine_student_steps_per_s"]:9.0f} student-steps/s '
         f'({out["fraction_of_matmul_peak"]:.1%} of matmul); speedup vs naive loop '
-        f'{out["speedup_vs_loop"]:.2f}x, vs fused loop {out["speedup_vs_fused_loop"]:.2f}x'
+        f'{out["speedup_vs_loop"]:.2f}x (rounds {min(out["speedup_vs_loop_per_round"]):.2f}-'
+        f'{max(out["speedup_vs_loop_per_round"]):.2f}x), vs fused loop {out["speedup_vs_fused_loop"]:.2f}x'
         + (f', vs PyTorch {out["speedup_vs_torch"]:.2f}x' if 'torch' in runs else ' (PyTorch not installed)')
         + f'; engine compile {out["engine_compile_seconds"]:.1f}s; results match {out["results_match_loop"]}',
         file=sys.stderr)

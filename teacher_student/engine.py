@@ -612,7 +612,8 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   its n points (no padding, no mask). Same replicates, same data, same results as `train_grid`
   up to floating-point reduction order. Returns the same dict; a program is compiled ahead of
   time the first time its (width, n) is met, and that compilation is counted in
-  compile_seconds, not in run_seconds."""
+  compile_seconds, not in run_seconds (training and evaluation: the initial parameters and the
+  pools are drawn before)."""
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
   dtype = train.jnp_dtype
@@ -622,14 +623,17 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   options = compilation.training_options(device.platform)   # as train_grid's program
   compile_s = 0.0
   trained, evaluated = [], []
-  t0 = time.perf_counter()
+  replicates = []   # (student, width, batch key, initial parameters, pool), drawn before the clock starts
   for seed, member, width in zip(seeds, members, widths):
     alone = student.replace(spec=dataclasses.replace(student.spec, width=width))
     init_key, batch_key = data_lib.member_keys(seed, member)
-    params = alone.init(init_key, dtype)
     # The labels of one pool, sliced: a pool drawn at size n has the same inputs (data.py) but
     # labels that may differ in the last bit, which training can amplify.
-    x_pool, y_pool = data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)
+    replicates.append((alone, width, batch_key, alone.init(init_key, dtype),
+                       data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)))
+  jax.block_until_ready([r[3:] for r in replicates])
+  t0 = time.perf_counter()
+  for alone, width, batch_key, params, (x_pool, y_pool) in replicates:
     for n in ns:
       k = 1 if n is None else n
       train_args = (params, x_pool[:k], y_pool[:k], jnp.int32(k), batch_key, y_var)

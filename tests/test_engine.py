@@ -130,6 +130,10 @@ def test_benchmark_checks_the_engine_against_the_loop():
   for loop in ('loop', 'fused_loop'):
     assert out[f'speedup_vs_{loop}'] == pytest.approx(out['engine_student_steps_per_s'] / out[f'{loop}_student_steps_per_s'])
     assert out[f'{loop}_compile_seconds'] > 0 and out[f'{loop}_run_seconds'] > 0
+    assert out[f'{loop}_run_seconds'] == min(out[f'{loop}_run_seconds_per_round'])
+    assert out[f'speedup_vs_{loop}_per_round'] == pytest.approx(
+        np.divide(out[f'{loop}_run_seconds_per_round'], out['engine_run_seconds_per_round']))
+    assert len(out[f'speedup_vs_{loop}_per_round']) == 2
   flops = 6 * benchmark.weights(benchmark.CellClass(4, 1, (16, 32), 2, 20)) * 2 * 48 * 20
   assert out['engine_flops'] == pytest.approx(flops / out['engine_run_seconds'])
   # The PyTorch reference (when torch is installed) trains the same students from the same arrays:
