@@ -623,30 +623,31 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   options = compilation.training_options(device.platform)   # as train_grid's program
   compile_s = 0.0
   trained, evaluated = [], []
-  replicates = []   # (student, width, batch key, initial parameters, pool), drawn before the clock starts
+  replicates = []   # (student, batch key, initial parameters, pool), drawn before the clock starts
   for seed, member, width in zip(seeds, members, widths):
     alone = student.replace(spec=dataclasses.replace(student.spec, width=width))
     init_key, batch_key = data_lib.member_keys(seed, member)
     # The labels of one pool, sliced: a pool drawn at size n has the same inputs (data.py) but
     # labels that may differ in the last bit, which training can amplify.
-    replicates.append((alone, width, batch_key, alone.init(init_key, dtype),
+    replicates.append((alone, batch_key, alone.init(init_key, dtype),
                        data_lib.train_pool(student.teacher, seed, n_max, train.noise_std, dtype)))
-  jax.block_until_ready([r[3:] for r in replicates])
+  jax.block_until_ready([(params, pool) for _, _, params, pool in replicates])
   t0 = time.perf_counter()
-  for alone, width, batch_key, params, (x_pool, y_pool) in replicates:
+  for alone, batch_key, params, (x_pool, y_pool) in replicates:
     for n in ns:
       k = 1 if n is None else n
+      program = (alone.spec.width, k, n is None)
       train_args = (params, x_pool[:k], y_pool[:k], jnp.int32(k), batch_key, y_var)
       eval_args = (params, x_pool[:k], y_pool[:k], jnp.int32(0 if n is None else n), x_test, y_test, y_var)
-      if (width, k, n is None) not in compiled:
+      if program not in compiled:
         tc = time.perf_counter()
         flat = uses_flat_params(alone, train, train.online_batch if n is None else k, device)   # as train_grid
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None, flat_params=flat))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
-        compiled[width, k, n is None] = (trainer.lower(*train_args).compile(options),
-                                         ev.lower(*eval_args).compile(options))
+        compiled[program] = (trainer.lower(*train_args).compile(options),
+                             ev.lower(*eval_args).compile(options))
         compile_s += time.perf_counter() - tc
-      trainer, ev = compiled[width, k, n is None]
+      trainer, ev = compiled[program]
       p, steps, reason = trainer(*train_args)
       trained.append((steps, reason))
       evaluated.append(jax.block_until_ready(ev(p, *eval_args[1:])))
