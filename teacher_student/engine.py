@@ -290,8 +290,11 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
 
 
 def outputs(student, params, x_nd) -> jax.Array:
-  """Student outputs (n, k) on x (n, D), computed EVAL_CHUNK points at a time."""
-  c = min(x_nd.shape[0], EVAL_CHUNK)
+  """Student outputs (n, k) on x (n, D), computed in chunks of at most EVAL_CHUNK points."""
+  # Equal chunks, as few as fit: 4096 + 1024 points in two of 2560, not two of 4096 (padding
+  # the second with 3072 points the student would be evaluated on for nothing).
+  chunks = -(-x_nd.shape[0] // EVAL_CHUNK)
+  c = -(-x_nd.shape[0] // chunks)
   x_cnd = jnp.pad(x_nd, [(0, (-x_nd.shape[0]) % c), (0, 0)]).reshape(-1, c, x_nd.shape[1])
   f_cnk = jax.lax.map(lambda x: student.apply(params, x), x_cnd)
   return f_cnk.reshape(-1, f_cnk.shape[-1])[: x_nd.shape[0]]
