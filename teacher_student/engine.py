@@ -45,9 +45,14 @@ OPTIMIZERS = ('adam', 'sgd')
 SCHEDULES = ('constant', 'cosine')
 DTYPES = ('float32', 'float64')
 EVAL_CHUNK = 4096
-# Students up to this width train on transposed (feature-major) arrays: on XLA:CPU their narrow
-# matmuls then run 1.2-1.6x faster, while from width ~32 up the (samples, features) layout is
-# faster (measured on 2 cores with experiments/benchmark.py cell shapes).
+# MLP students train on transposed (feature-major) arrays, the sample axis minor-most, when
+# their steps take the pool's points (full batch), or at any step when they are at most this
+# wide. Measured on 2 cores (student-steps/s, engine programs, feature-major over the
+# (samples, features) layout, best of 5-6 interleaved runs): full batch of 256-4096 points
+# 0.99-1.08x at width 128 and 256, 1.2-1.3x at width 64, 1.1-1.2x at width 32, 1.9x at width
+# 16; mini-batches of 128-256 points or online samples of 256 0.92-1.01x at width 64 and 256
+# (the sampled points gathered along the minor axis; the kernels' transposed copies
+# (`mlp.apply_feature_major`) paid for fewer points), 0.96-1.00x at width 32.
 FEATURE_MAJOR_MAX_WIDTH = 16
 # Full-batch gradients of a program with several n's above 128 are summed over blocks of this
 # many points (`train_one`): 512 while that many remain, then 128. Every n then trains in one
@@ -177,9 +182,11 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
   opt = optimizer(train)
   dtype = train.jnp_dtype
 
-  # Narrow MLP students train on transposed arrays, x (D, b) and y (k, b), the sample axis
-  # minor-most (`Student.apply_feature_major`); others on x (b, D), y (b, k).
-  feature_major = student.spec.family == 'mlp' and student.spec.width <= FEATURE_MAJOR_MAX_WIDTH
+  # MLP students train on transposed arrays, x (D, b) and y (k, b), the sample axis minor-most
+  # (`Student.apply_feature_major`), unless they are wide and their steps sample points
+  # (FEATURE_MAJOR_MAX_WIDTH); others on x (b, D), y (b, k).
+  sampled = bool(train.batch_size) or online is True
+  feature_major = student.spec.family == 'mlp' and (student.spec.width <= FEATURE_MAJOR_MAX_WIDTH or not sampled)
   sample_axis = 1 if feature_major else 0
   layout = (lambda a: a.T) if feature_major else (lambda a: a)
   forward = student.apply_feature_major if feature_major else student.apply

@@ -81,9 +81,9 @@ def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
   """The same function as `MLP.apply(params, x)`, computed on transposed activations:
   x_dn (D, n) -> y_kn (out_dim, n).
 
-  With the sample axis minor-most, XLA:CPU runs the narrow layers of small students as matmuls
-  with a long inner dimension, much faster than the (n, width) layout (experiments/benchmark.py:
-  the training loss uses this form).
+  The training loss's form (when: engine.FEATURE_MAJOR_MAX_WIDTH): with the sample axis
+  minor-most, XLA:CPU runs the layers as matmuls along the long sample axis. Differentiable in
+  reverse mode (a custom VJP), which is what training needs.
   """
   act = ACTIVATIONS[activation]
   layers = params['params']
@@ -97,12 +97,13 @@ def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
 
 
 # A feature-major layer's forward matmul takes the kernel (in, out) transposed, its backward
-# matmul (the error sent down) takes it as stored. XLA:CPU hands a matmul to its fast library
-# kernels only when its left operand is not transposed, so each pass gets the kernel in its own
-# orientation: the forward a transposed copy (16 x 16 for a width-16 student: nothing to copy;
-# the barrier keeps XLA from folding the transpose back into the matmul), the backward the
-# kernel itself (a custom VJP: autodiff would send the error down through the transposed copy).
-# Same results bit for bit; experiments/benchmark.py's tiny cell trains 23% faster (2 cores).
+# matmul (the error sent down) takes it as stored. In profiles of the training programs,
+# XLA:CPU ran a matmul whose left operand does not contract its last axis (the kernel's
+# transpose folded into it) on its generic emitter, not its YNNPACK kernels. So each pass gets
+# the kernel in its own orientation: the forward a transposed copy (the barrier keeps XLA from
+# folding the transpose back into the matmul), the backward the kernel itself (a custom VJP:
+# autodiff would send the error down through the transposed copy). Same results bit for bit;
+# experiments/benchmark.py's tiny cell trains 23-27% faster (2 cores); the barrier alone: 7%.
 @jax.custom_vjp
 def _dense_feature_major(kernel_io, h_in):
   """kernelᵀ h: kernel (in, out), h (in, n) -> (out, n)."""

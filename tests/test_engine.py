@@ -200,12 +200,16 @@ def test_padded_initialization_is_the_narrow_students_own(x64):
 
 @pytest.mark.parametrize('activation', ['relu', 'tanh', 'gelu', 'erf'])
 def test_feature_major_forward_is_the_same_function(activation, x64):
-  """The training loop's transposed forward pass computes the flax MLP's outputs (float64: 1e-12)."""
+  """The training loop's transposed forward pass computes the flax MLP's outputs, and its
+  hand-written backward pass the same gradients (float64: 1e-12)."""
   t = teachers.make_teacher(teachers.TeacherSpec('mlp', depth=2, width=4, out_dim=3), GAUSS4, x64)
-  x, _ = data.test_set(t, 256, seed=3, dtype=x64)
+  x, y = data.test_set(t, 256, seed=3, dtype=x64)
   st = students.make_student(students.StudentSpec(width=12, bias_scale=0.5, activation=activation), t)
   params = st.init(jax.random.key(0), x64)
   np.testing.assert_allclose(st.apply_feature_major(params, x.T).T, st.apply(params, x), rtol=0, atol=1e-12)
+  grads = [jax.grad(lambda p, f=f: jnp.sum(jnp.sin(f(p)) * y))(params)
+           for f in (lambda p: st.apply_feature_major(p, x.T).T, lambda p: st.apply(p, x))]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-12), *grads)
   features = students.make_student(students.StudentSpec(family='features'),
                                    teachers.make_teacher(teachers.TeacherSpec('random_features', width=32), GAUSS4, x64))
   theta = {'theta': jax.random.normal(jax.random.key(1), (32, 1), x64)}
