@@ -509,9 +509,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
   # (at one n), b a divisor of the device's count (a remainder would compile the training loop
   # twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not a vmap
-  # of one: XLA:CPU then orients the first layer's weight gradient as the one-student program
-  # does (that matmul 5x faster for width 256 on 4096 points: experiments/benchmark.py's large
-  # cell 5-9% faster, two runs of 8 interleaved rounds on 2 cores).
+  # of one: in the (samples, features) layout, XLA:CPU then orients the first layer's weight
+  # gradient as the one-student program does (that matmul 5x faster for width 256 on 4096
+  # points, the whole training 5-9% faster, on 2 cores); feature-major, as fast either way.
   per_device = len(seeds_s) // len(devices)
   batch, flat = [], []
   for idx, points, mode in loops:
