@@ -182,16 +182,16 @@ def train_one(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, y_var
   opt = optimizer(train)
   dtype = train.jnp_dtype
 
+  mixed = not isinstance(online, bool)   # a traced online flag: see Args
   # MLP students train on transposed arrays, x (D, b) and y (k, b), the sample axis minor-most
   # (`Student.apply_feature_major`), unless they are wide and their steps sample points
   # (FEATURE_MAJOR_MAX_WIDTH); others on x (b, D), y (b, k).
-  sampled = bool(train.batch_size) or online is True
+  sampled = bool(train.batch_size) or (not mixed and online)
   feature_major = student.spec.family == 'mlp' and (student.spec.width <= FEATURE_MAJOR_MAX_WIDTH or not sampled)
   sample_axis = 1 if feature_major else 0
   layout = (lambda a: a.T) if feature_major else (lambda a: a)
   forward = student.apply_feature_major if feature_major else student.apply
   x_data, y_data = layout(x_nd), layout(y_nk)
-  mixed = not isinstance(online, bool)   # a traced online flag: see Args
   if mixed:
     if blocks is None or train.batch_size:
       raise ValueError('a traced online flag needs full-batch training with blocks')
