@@ -29,6 +29,15 @@ def member_keys(seed, member):
           jax.random.fold_in(stream_key(seed, BATCH), member))
 
 
+@compilation.sampling_jit
+def member_key_data(seeds_s, members_s):
+  """`member_keys` of replicates (seeds_s, members_s) (S,), as raw key data (S, ...) (unwrap
+  with jax.random.wrap_key_data): a program of its own, which every training program of S rows
+  shares, instead of four Threefry loops compiled into each."""
+  init, batch = jax.vmap(member_keys)(seeds_s, members_s)
+  return jax.random.key_data(init), jax.random.key_data(batch)
+
+
 def train_pool(teacher, seed, n: int, noise_std: float = 0.0, dtype=jnp.float32):
   """The n_max-point training pool of replicate `seed`: x_nd (n, D), y_nk (n, k).
 

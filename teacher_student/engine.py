@@ -452,7 +452,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   Returns:
     run(): returns a dict of numpy arrays of shape (S, N): train_error (NaN online),
     test_error, test_se (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds
-    (the pools' program included), run_seconds and memory_bytes (of the compiled program).
+    (the pools' and the keys' programs included), run_seconds and memory_bytes (of the compiled program).
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
@@ -504,6 +504,10 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   t_pools, cached = time.perf_counter(), pools.cache_size()
   x_pool_u, y_pool_u = pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype)
   pools_compile = time.perf_counter() - t_pools if pools.cache_size() > cached else 0.0
+  # The replicates' keys, the same way: a program shared by every grid of as many rows.
+  t_keys, cached = time.perf_counter(), data_lib.member_key_data.cache_size()
+  init_kd_s, batch_kd_s = data_lib.member_key_data(seeds_s, members_s)
+  pools_compile += time.perf_counter() - t_keys if data_lib.member_key_data.cache_size() > cached else 0.0
 
   narrow = any(w != student.spec.width for w in widths)
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
@@ -521,7 +525,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
-  def program(teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
+  def program(teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
     # The teacher is an argument, not constants of the program: lowering then need not wait
     # for its arrays (nor the program carry them).
     st = student.replace(teacher=teacher)
@@ -530,11 +534,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       pad_n = [(0, 0), (0, n_pool - n_max), (0, 0)]   # zeros, masked: never a training point
       x_blocks, y_blocks = jnp.pad(x_pool, pad_n), jnp.pad(y_pool, pad_n)
 
-    def per_replicate(seed, member, width):
-      init_key, batch_key = data_lib.member_keys(seed, member)
-      return batch_key, st.init(init_key, dtype, width if narrow else None)
-
-    batch_key, params = jax.vmap(per_replicate)(seeds_s, members_s, widths_s)
+    init = lambda key_data, width: st.init(jax.random.wrap_key_data(key_data), dtype, width if narrow else None)
+    params = jax.vmap(init)(init_kd_s, widths_s)
+    batch_key = jax.random.wrap_key_data(batch_kd_s)
     parts = []
     replicates = batch_key.shape[0]   # this device's
     for (idx, size, mode), b, flat_b in zip(loops, batch, flat):
@@ -548,8 +550,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
             return train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b, blocks=blocks)
           return jax.lax.map(one, (params, x_blocks, y_blocks, batch_key), batch_size=b)
         flags = np.asarray([ns[i] is None for i in idx])
-        out = jax.lax.map(at_n, (ns_n[np.asarray(idx)], flags))   # (n, replicate, ...)
-        parts.append(jax.tree.map(lambda o: jnp.swapaxes(o, 0, 1), out))
+        parts.append(jax.lax.map(at_n, (ns_n[np.asarray(idx)], flags)))   # (n, replicate, ...)
         continue
       # (replicate, n) students, replicate-major, on one axis (not a vmap over n inside a vmap
       # over replicates: on 2 cores as fast or up to 40% faster, and faster to trace), each
@@ -565,24 +566,28 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
         return train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
                          flat_params=flat_b)
       out = jax.lax.map(one, (r_all, n_all), batch_size=b)
-      parts.append(jax.tree.map(lambda o: o.reshape(replicates, k, *o.shape[1:]), out))
-    trained = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1)[:, inverse], *parts)
-    params_sn, steps, reason = trained
+      parts.append(jax.tree.map(lambda o: jnp.swapaxes(o.reshape(replicates, k, *o.shape[1:]), 0, 1), out))
+    # Every result (n, replicate, ...), n in the order of ns: the 'each' loop's own order (no
+    # transposes to compile; `run` turns the small results around on the host).
+    trained = parts[0] if len(parts) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
+    if np.any(inverse != np.arange(len(inverse))):
+      trained = jax.tree.map(lambda a: a[inverse], trained)
+    params_ns, steps, reason = trained
     ev = functools.partial(evaluate, st, predictions=predictions)
-    ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
     ev = jax.vmap(ev, in_axes=(0, 0, 0, None, None, None, None))      # over replicates
-    return (steps, reason), ev(params_sn, x_pool, y_pool, ns_n, x_test, y_test, y_var)
+    ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
+    return (steps, reason), ev(params_ns, x_pool, y_pool, ns_n, x_test, y_test, y_var)
 
   if len(devices) > 1:
     # Each device trains its share of replicates with its own while-loops: no communication.
     mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
     rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
     # check_vma=False: the loops' scalar carries start replicated and become per-device.
-    program = jax.shard_map(program, mesh=mesh, in_specs=(rep,) + (rows,) * 4 + (rep,) * 6, out_specs=rows,
-                            check_vma=False)
-    seeds_s, members_s, widths_s, pool_s = (
-        jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (seeds_s, members_s, widths_s, pool_s))
-  args = (student.teacher, seeds_s, members_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rep,) + (rows,) * 4 + (rep,) * 6,
+                            out_specs=jax.sharding.PartitionSpec(None, 'replicas'), check_vma=False)
+    init_kd_s, batch_kd_s, widths_s, pool_s = (
+        jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (init_kd_s, batch_kd_s, widths_s, pool_s))
+  args = (student.teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compilation.training_options(devices[0].platform))
   compile_s = time.perf_counter() - t0 + pools_compile
@@ -591,7 +596,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     t1 = time.perf_counter()
     trained, evaluated = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - t1
-    keep = lambda tree: [np.asarray(o)[:len(seeds)] for o in tree]
+    keep = lambda tree: [np.swapaxes(np.asarray(o), 0, 1)[:len(seeds)] for o in tree]   # (S, N, ...)
     out = _results(keep(trained), keep(evaluated), compile_s, run_s)
     out['memory_bytes'] = _memory(compiled)
     return out
