@@ -503,11 +503,11 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   pool_s = pool_s.astype(np.int32)
   t_pools, cached = time.perf_counter(), pools.cache_size()
   x_pool_u, y_pool_u = pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype)
-  pools_compile = time.perf_counter() - t_pools if pools.cache_size() > cached else 0.0
+  sampling_compile = time.perf_counter() - t_pools if pools.cache_size() > cached else 0.0
   # The replicates' keys, the same way: a program shared by every grid of as many rows.
   t_keys, cached = time.perf_counter(), data_lib.member_key_data.cache_size()
   init_kd_s, batch_kd_s = data_lib.member_key_data(seeds_s, members_s)
-  pools_compile += time.perf_counter() - t_keys if data_lib.member_key_data.cache_size() > cached else 0.0
+  sampling_compile += time.perf_counter() - t_keys if data_lib.member_key_data.cache_size() > cached else 0.0
 
   narrow = any(w != student.spec.width for w in widths)
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
@@ -567,8 +567,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
                          flat_params=flat_b)
       out = jax.lax.map(one, (r_all, n_all), batch_size=b)
       parts.append(jax.tree.map(lambda o: jnp.swapaxes(o.reshape(replicates, k, *o.shape[1:]), 0, 1), out))
-    # Every result (n, replicate, ...), n in the order of ns: the 'each' loop's own order (no
-    # transposes to compile; `run` turns the small results around on the host).
+    # Every result (n, replicate, ...), n in the order of ns: the 'each' loop's own order (its
+    # program compiles no transposes; `run` turns the small results around on the host).
     trained = parts[0] if len(parts) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
     if np.any(inverse != np.arange(len(inverse))):
       trained = jax.tree.map(lambda a: a[inverse], trained)
@@ -590,7 +590,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   args = (student.teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compilation.training_options(devices[0].platform))
-  compile_s = time.perf_counter() - t0 + pools_compile
+  compile_s = time.perf_counter() - t0 + sampling_compile
 
   def run() -> dict:
     t1 = time.perf_counter()

@@ -112,7 +112,7 @@ def test_benchmark_on_published_curves():
   for key in curves:
     domains.setdefault(key[0], []).append(key)
   assert {d: len(k) for d, k in domains.items()} == {'IC': 72, 'NMT': 5, 'LM': 5, 'BB': 10}
-  # The first curve of each domain (scoring every estimator on a curve takes ~5 s here).
+  # The first curve of each domain (scoring every estimator on a curve takes 4-6 s here).
   subset = {k: curves[k] for d in sorted(domains) for k in domains[d][:1]}
   report = curves_benchmark.score(subset, list(estimators.ESTIMATORS))
   assert len(report['groups']) == 4
