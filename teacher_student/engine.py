@@ -496,18 +496,14 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   # The pools depend on the teacher and seeds only: a program of their own (random sampling is
   # costly to compile) that draws each distinct seed once — a shape that does not change with
   # widths, members or device padding, so it compiles once per teacher; inside the training
-  # program, each replicate then takes its seed's pool (pool_s). The call is only dispatched
-  # (nothing here waits for a device: a sweep compiles the next grid while one runs), so its
-  # time is its compilation.
+  # program, each replicate then takes its seed's pool (pool_s). Nothing here waits for a
+  # device (`_dispatch`): a sweep compiles the next grid while one runs.
   unique_u, pool_s = np.unique(seeds_s, return_inverse=True)
   pool_s = pool_s.astype(np.int32)
-  t_pools, cached = time.perf_counter(), pools.cache_size()
-  x_pool_u, y_pool_u = pools(student.teacher, jnp.asarray(unique_u, jnp.int32), n_max, train.noise_std, train.dtype)
-  sampling_compile = time.perf_counter() - t_pools if pools.cache_size() > cached else 0.0
+  (x_pool_u, y_pool_u), pools_compile = _dispatch(pools, student.teacher, jnp.asarray(unique_u, jnp.int32), n_max,
+                                                   train.noise_std, train.dtype)
   # The replicates' keys, the same way: a program shared by every grid of as many rows.
-  t_keys, cached = time.perf_counter(), data_lib.member_key_data.cache_size()
-  init_kd_s, batch_kd_s = data_lib.member_key_data(seeds_s, members_s)
-  sampling_compile += time.perf_counter() - t_keys if data_lib.member_key_data.cache_size() > cached else 0.0
+  (init_kd_s, batch_kd_s), keys_compile = _dispatch(data_lib.member_key_data, seeds_s, members_s)
 
   narrow = any(w != student.spec.width for w in widths)
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
@@ -590,7 +586,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   args = (student.teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compilation.training_options(devices[0].platform))
-  compile_s = time.perf_counter() - t0 + sampling_compile
+  compile_s = time.perf_counter() - t0 + pools_compile + keys_compile
 
   def run() -> dict:
     t1 = time.perf_counter()
@@ -602,6 +598,14 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     return out
 
   return run
+
+
+def _dispatch(sampling_fn, *args):
+  """(sampling_fn(*args), the seconds spent compiling it: 0 if its program was cached). The call
+  is only dispatched, so its time is its compilation."""
+  t, cached = time.perf_counter(), sampling_fn.cache_size()
+  out = sampling_fn(*args)
+  return out, (time.perf_counter() - t if sampling_fn.cache_size() > cached else 0.0)
 
 
 @compilation.sampling_jit(static_argnums=(2, 3, 4))
