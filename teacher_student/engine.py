@@ -452,7 +452,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   Returns:
     run(): returns a dict of numpy arrays of shape (S, N): train_error (NaN online),
     test_error, test_se (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds
-    (the pools' and the keys' programs included), run_seconds and memory_bytes (of the compiled program).
+    (the training and evaluation programs, and those drawing pools, keys and initial parameters),
+    run_seconds and memory_bytes (of the larger of the training and the evaluation program).
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
@@ -504,8 +505,6 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
                                                    train.noise_std, train.dtype)
   # The replicates' keys, the same way: a program shared by every grid of as many rows.
   (init_kd_s, batch_kd_s), keys_compile = _dispatch(data_lib.member_key_data, seeds_s, members_s)
-
-  narrow = any(w != student.spec.width for w in widths)
   # Students vmapped together per device, for each loop (`lax.map`'s batch_size): b replicates
   # (at one n), b a divisor of the device's count (a remainder would compile the training loop
   # twice); 0 = all of them (one vmap). A batch of one student is None, a plain loop, not a vmap
@@ -521,7 +520,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(uses_flat_params(student, train, points, devices[0]))
 
-  def program(teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
+  def program(teacher, params_s, batch_kd_s, pool_s, x_pool_u, y_pool_u, ns_n, y_var):
     # The teacher is an argument, not constants of the program: lowering then need not wait
     # for its arrays (nor the program carry them).
     st = student.replace(teacher=teacher)
@@ -530,8 +529,6 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       pad_n = [(0, 0), (0, n_pool - n_max), (0, 0)]   # zeros, masked: never a training point
       x_blocks, y_blocks = jnp.pad(x_pool, pad_n), jnp.pad(y_pool, pad_n)
 
-    init = lambda key_data, width: st.init(jax.random.wrap_key_data(key_data), dtype, width if narrow else None)
-    params = jax.vmap(init)(init_kd_s, widths_s)
     batch_key = jax.random.wrap_key_data(batch_kd_s)
     parts = []
     replicates = batch_key.shape[0]   # this device's
@@ -544,7 +541,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
           def one(replicate):   # the replicate's parameters, pool and key
             p, x_nd, y_nk, key = replicate
             return train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b, blocks=blocks)
-          return jax.lax.map(one, (params, x_blocks, y_blocks, batch_key), batch_size=b)
+          return jax.lax.map(one, (params_s, x_blocks, y_blocks, batch_key), batch_size=b)
         flags = np.asarray([ns[i] is None for i in idx])
         parts.append(jax.lax.map(at_n, (ns_n[np.asarray(idx)], flags)))   # (n, replicate, ...)
         continue
@@ -558,7 +555,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       size = 1 if mode == 'online' else size   # online: the pool is not used
       def one(r_n, is_online=mode == 'online', flat_b=flat_b, size=size):
         r, n = r_n
-        p = jax.tree.map(lambda a: a[r], params)
+        p = jax.tree.map(lambda a: a[r], params_s)
         return train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
                          flat_params=flat_b)
       out = jax.lax.map(one, (r_all, n_all), batch_size=b)
@@ -568,33 +565,47 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     trained = parts[0] if len(parts) == 1 else jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
     if np.any(inverse != np.arange(len(inverse))):
       trained = jax.tree.map(lambda a: a[inverse], trained)
-    params_ns, steps, reason = trained
+    return trained   # (parameters, steps, stop reason)
+
+  def evaluation(teacher, params_ns, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var):
+    # A program of its own, so that it compiles with the options that suit it (compilation.py).
+    st = student.replace(teacher=teacher)
     ev = functools.partial(evaluate, st, predictions=predictions)
     ev = jax.vmap(ev, in_axes=(0, 0, 0, None, None, None, None))      # over replicates
     ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
-    return (steps, reason), ev(params_ns, x_pool, y_pool, ns_n, x_test, y_test, y_var)
+    return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
   if len(devices) > 1:
     # Each device trains its share of replicates with its own while-loops: no communication.
     mesh = jax.sharding.Mesh(np.asarray(devices), ('replicas',))
     rep, rows = jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec('replicas')
+    by_n = jax.sharding.PartitionSpec(None, 'replicas')   # (n, replicate, ...)
     # check_vma=False: the loops' scalar carries start replicated and become per-device.
-    program = jax.shard_map(program, mesh=mesh, in_specs=(rep,) + (rows,) * 4 + (rep,) * 6,
-                            out_specs=jax.sharding.PartitionSpec(None, 'replicas'), check_vma=False)
+    program = jax.shard_map(program, mesh=mesh, in_specs=(rep,) + (rows,) * 3 + (rep,) * 4, out_specs=by_n,
+                            check_vma=False)
+    evaluation = jax.shard_map(evaluation, mesh=mesh, in_specs=(rep, by_n, rows) + (rep,) * 6, out_specs=by_n)
     init_kd_s, batch_kd_s, widths_s, pool_s = (
         jax.device_put(a, jax.sharding.NamedSharding(mesh, rows)) for a in (init_kd_s, batch_kd_s, widths_s, pool_s))
-  args = (student.teacher, init_kd_s, batch_kd_s, widths_s, pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
+  # The initial parameters, the same way: drawing them is sampling too (one program per grid).
+  narrow = any(w != student.spec.width for w in widths)
+  params_s, init_compile = _dispatch(initial_params, student, init_kd_s, widths_s, train.dtype, narrow)
+  args = (student.teacher, params_s, batch_kd_s, pool_s, x_pool_u, y_pool_u, ns_n, y_var)
+  platform = devices[0].platform
   t0 = time.perf_counter()
-  compiled = jax.jit(program).lower(*args).compile(compilation.training_options(devices[0].platform))
-  compile_s = time.perf_counter() - t0 + pools_compile + keys_compile
+  compiled = jax.jit(program).lower(*args).compile(compilation.options('training', platform))
+  eval_args = (student.teacher, compiled.out_info[0], pool_s, x_pool_u, y_pool_u, ns_n, x_test, y_test, y_var)
+  compiled_eval = jax.jit(evaluation).lower(*eval_args).compile(compilation.options('evaluation', platform))
+  compile_s = time.perf_counter() - t0 + pools_compile + keys_compile + init_compile
 
   def run() -> dict:
     t1 = time.perf_counter()
-    trained, evaluated = jax.block_until_ready(compiled(*args))
+    params_ns, *trained = compiled(*args)
+    trained, evaluated = jax.block_until_ready((trained, compiled_eval(student.teacher, params_ns, *eval_args[2:])))
     run_s = time.perf_counter() - t1
     keep = lambda tree: [np.swapaxes(np.asarray(o), 0, 1)[:len(seeds)] for o in tree]   # (S, N, ...)
     out = _results(keep(trained), keep(evaluated), compile_s, run_s)
-    out['memory_bytes'] = _memory(compiled)
+    known = [m for m in (_memory(compiled), _memory(compiled_eval)) if m is not None]
+    out['memory_bytes'] = max(known, default=None)   # the programs run one after the other
     return out
 
   return run
@@ -612,6 +623,16 @@ def _dispatch(sampling_fn, *args):
 def pools(teacher, seeds_s, n: int, noise_std: float, dtype: str):
   """The training pools of replicate seeds (S,): x (S, n, D), y (S, n, k)."""
   return jax.vmap(lambda s: data_lib.train_pool(teacher, s, n, noise_std, jnp.dtype(dtype)))(seeds_s)
+
+
+@compilation.sampling_jit(static_argnums=(3, 4))
+def initial_params(student, init_kd_s, widths_s, dtype: str, narrow: bool):
+  """The initial parameters (`Student.init`) of replicates of widths widths_s (S,) from their
+  init keys' data init_kd_s (S, ...): a tree of (S, ...) arrays. narrow: the replicates may be
+  narrower than the student (padded with inert units); else widths_s is ignored."""
+  init = lambda key_data, width: student.init(jax.random.wrap_key_data(key_data), jnp.dtype(dtype),
+                                              width if narrow else None)
+  return jax.vmap(init)(init_kd_s, widths_s)
 
 
 def _memory(compiled) -> int | None:
@@ -639,7 +660,7 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   n_max = max([n for n in ns if n is not None], default=1)
   compiled = {}   # (width, k, online) -> (compiled trainer, compiled evaluation)
   device = jax.devices()[0]
-  options = compilation.training_options(device.platform)   # as train_grid's program
+  options = {kind: compilation.options(kind, device.platform) for kind in ('training', 'evaluation')}   # as train_grid
   compile_s = 0.0
   trained, evaluated = [], []
   replicates = []   # (student, batch key, initial parameters, pool), drawn before the clock starts
@@ -663,8 +684,8 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
         flat = uses_flat_params(alone, train, train.online_batch if n is None else k, device)   # as train_grid
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None, flat_params=flat))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
-        compiled[program] = (trainer.lower(*train_args).compile(options),
-                             ev.lower(*eval_args).compile(options))
+        compiled[program] = (trainer.lower(*train_args).compile(options['training']),
+                             ev.lower(*eval_args).compile(options['evaluation']))
         compile_s += time.perf_counter() - tc
       trainer, ev = compiled[program]
       p, steps, reason = trainer(*train_args)
