@@ -20,8 +20,9 @@ from teacher_student import data, engine, students, teachers
 COMPILE_EVENT_PREFIX = '/jax/core/compile/'
 # Platforms where a sweep compiles every program before training any (`all_first`), as compiling
 # and training compete for the same cores there; elsewhere it compiles ahead (`ahead`). Measured
-# on 2 cores, the quick study from a cold start: the same wall time either way (46.5-50.4 s), JAX
-# compiling during 7.6-8.8 s of it (16-18%) instead of 13.3 s (spread over the training it slowed).
+# on 2 cores (matmul 133-187 GFLOP/s), the quick study from a cold start, two interleaved runs each:
+# about the same wall time either way (58.9-63.4 s first, 61.0-63.6 s ahead), JAX compiling during
+# 9.3-11.0 s of it (16-17%) instead of 13.1-14.9 s (spread over the training it slows).
 COMPILE_FIRST_PLATFORMS = ('cpu',)
 
 
