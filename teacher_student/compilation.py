@@ -3,8 +3,8 @@
 Training programs (`engine.compile_grid`'s training, `engine.train_sequential`) run for seconds
 to hours; evaluation programs (the trained students on their pools and the test set) run once
 per grid, for milliseconds to seconds; sampling programs (a teacher's draw, its test set, the
-training pools, the replicates' keys: `sampling_jit`) run once per teacher or grid, for
-milliseconds. On XLA:CPU each kind gets the options that suit it; other platforms keep XLA's
+training pools, the replicates' keys and initial parameters: `sampling_jit`) run once per teacher
+or grid, for milliseconds. On XLA:CPU each kind gets the options that suit it; other platforms keep XLA's
 defaults for all three.
 """
 

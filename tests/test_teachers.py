@@ -55,7 +55,7 @@ def test_teacher_bit_reproducible_from_seed(family):
   assert not jnp.array_equal(a(x), c(x))
 
 
-# Sampling programs compile at another optimization level than op-by-op execution (compilation.py):
+# Sampling programs compile with other XLA options than op-by-op execution (compilation.py):
 # the same draws up to float rounding. (rtol, atol) by dtype.
 SAMPLING_TOL = {'float32': (1e-5, 1e-6), 'float64': (1e-12, 1e-14)}
 
@@ -63,9 +63,9 @@ SAMPLING_TOL = {'float32': (1e-5, 1e-6), 'float64': (1e-12, 1e-14)}
 @pytest.mark.parametrize('spec,ins', [(teachers.TeacherSpec('mlp', depth=2, width=6, bias_scale=0.3, n_normalize=4096), GAUSS4),
                                       (teachers.TeacherSpec('bandlimited', cutoff=2, n_normalize=4096), inputs.InputSpec('cube', 2))])
 def test_sampling_programs_draw_what_op_by_op_draws(spec, ins, dtype):
-  """The compiled teacher draw, test set and pools (`compilation.sampling_jit`) equal the same
-  functions run op by op, within the dtype's rounding."""
-  from teacher_student import engine
+  """The compiled teacher draw, test set, pools and initial parameters (`compilation.sampling_jit`)
+  equal the same functions run op by op, within the dtype's rounding."""
+  from teacher_student import engine, students
   rtol, atol = SAMPLING_TOL[dtype]
   close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
   draw = lambda: teachers.make_teacher(spec, ins, jnp.dtype(dtype))
@@ -80,6 +80,14 @@ def test_sampling_programs_draw_what_op_by_op_draws(spec, ins, dtype):
   for s, (x, y) in enumerate(pool_ref):
     close(x_su[s], x)
     close(y_su[s], y)
+  st = students.make_student(students.StudentSpec(width=6, depth=2, activation='relu', bias_scale=0.2), t)
+  keys, widths = [jax.random.key(1), jax.random.key(2)], [3, 6]   # width 3 padded to 6
+  init_s = engine.initial_params(st, jnp.stack([jax.random.key_data(k) for k in keys]), jnp.asarray(widths, jnp.int32),
+                                 dtype, True)
+  with jax.disable_jit():
+    init_ref = [st.init(k, jnp.dtype(dtype), w) for k, w in zip(keys, widths)]
+  for s, ref in enumerate(init_ref):
+    jax.tree.map(lambda a, b, s=s: close(a[s], b), init_s, ref)
 
 
 def test_bandlimited_basis(x64):
