@@ -38,13 +38,14 @@ def code_version() -> str:
 
 def sweep_times(workdir, config_hash) -> dict:
   """Wall time of the sweep runs that wrote the workdir, summed over runs and shards, and how
-  much of it JAX compiled (the next program compiles while one trains) and training waited."""
+  much of it JAX compiled (on CPU every program first; elsewhere the next program while one
+  trains: `runner.run`) and training waited."""
   runs = results.load_summaries(workdir, config_hash)
   if not runs:
     return {}
   total = lambda key: sum(r[key] for r in runs)
   return {'sweep runs': str(len(runs)), 'sweep wall time (s)': f'{total("wall_seconds"):.1f}',
-          'compiling, overlapping training (s)': f'{total("compile_seconds"):.1f}',
+          'JAX compiling, of the wall time (s)': f'{total("compile_seconds"):.1f}',
           'training waiting for compilation (s)': f'{total("compile_wait_seconds"):.1f}'}
 
 
