@@ -4,8 +4,8 @@ Training programs (`engine.compile_grid`'s training, `engine.train_sequential`) 
 to hours; evaluation programs (the trained students on their pools and the test set) run once
 per grid, for milliseconds to seconds; sampling programs (a teacher's draw, its test set, the
 training pools, the replicates' keys and initial parameters: `sampling_jit`) run once per teacher
-or grid, for milliseconds. On XLA:CPU each kind gets the options that suit it; other platforms keep XLA's
-defaults for all three.
+or grid, for milliseconds. On XLA:CPU each kind gets the options that suit it; other platforms
+keep XLA's defaults for all three.
 """
 
 import functools
@@ -21,7 +21,7 @@ CPU_OPTIONS = {
     # XLA:CPU's older fusion emitter (LLVM IR straight from HLO, not through its MLIR fusion
     # pipeline): measured on 2 cores, the quick study's five evaluations compile in 1.0-1.3 s
     # instead of 1.5-2.3 s and run as fast (0.26-0.30 s all five, against 0.23-0.25 s). Training
-    # loops run 2-3x slower with it; evaluations at level 0 compile in 0.6 s but run in 1.3 s.
+    # loops run 2-3x slower with it; evaluations at level 0 compile in 0.6 s but run in 1.3-1.5 s.
     'evaluation': {'xla_backend_optimization_level': 1, 'xla_cpu_use_fusion_emitters': False},
     # Level 0: measured on 2 cores, one program at a time, the quick study's teachers, test sets
     # and pools took 0.14-0.51 s each to compile and run the first time instead of 0.25-0.73 s at
