@@ -2,7 +2,8 @@
 # The project's two commands:
 #   ./run.sh          install into .venv if needed, run the quick CPU study into runs/quick,
 #                     then write its figures and report
-#   ./run.sh test     install into .venv if needed, run the test suite (extra args go to pytest)
+#   ./run.sh test     install into .venv if needed, run the test suite on two pytest workers
+#                     (TEST_WORKERS=N to change; extra args go to pytest)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,7 +31,9 @@ export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}"
 case "${1:-}" in
   test)
     shift
-    exec "$PY" -m pytest -q "$@"
+    # Two pytest workers (pytest-xdist): tracing and op-by-op execution run on one core, so two
+    # workers keep both cores busy (2 cores: 5m04s instead of 8m03s). TEST_WORKERS=0: no workers.
+    exec "$PY" -m pytest -q -n "${TEST_WORKERS:-2}" "$@"
     ;;
   "")
     workdir=runs/quick
