@@ -12,7 +12,6 @@ import functools
 
 import jax
 
-KINDS = ('training', 'evaluation', 'sampling')
 CPU_OPTIONS = {
     # LLVM optimization level 1 instead of XLA:CPU's default: the same results bit for bit,
     # 17-27% less compilation of a training program and up to 2.6x faster training loops here
@@ -28,15 +27,17 @@ CPU_OPTIONS = {
     # level 1, then run 3-10x slower, in milliseconds. With the older fusion emitter too: all of
     # the quick study's sampling programs compile and run the first time in 1.8-2.0 s instead of
     # 2.8-2.9 s; the thesis grid's pools of 8 x 131072 points draw in 0.43-0.56 s either way
-    # (0.3 s at level 1). The draws differ from level 1's or the other emitter's in the last bits.
+    # (0.3 s at level 1 in an earlier measurement). The draws differ from level 1's or the other
+    # emitter's in the last bits.
     'sampling': {'xla_backend_optimization_level': 0, 'xla_cpu_use_fusion_emitters': False},
 }
 
 
 def options(kind: str, platform: str) -> dict:
-  """Compiler options for a program of `kind` (one of KINDS) on `platform` ('cpu', 'gpu', 'tpu')."""
-  if kind not in KINDS:
-    raise ValueError(f'unknown kind of program {kind!r}; choose one of {", ".join(KINDS)}')
+  """Compiler options for a program of `kind` (a key of CPU_OPTIONS: 'training', 'evaluation',
+  'sampling') on `platform` ('cpu', 'gpu', 'tpu')."""
+  if kind not in CPU_OPTIONS:
+    raise ValueError(f'unknown kind of program {kind!r}; choose one of {", ".join(CPU_OPTIONS)}')
   return dict(CPU_OPTIONS[kind]) if platform == 'cpu' else {}
 
 

@@ -457,7 +457,6 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   """
   members, ns, x_test, y_test, y_var = _prepare(train, seeds, members, ns, x_test, y_test)
   widths = _widths(student, widths, len(seeds))
-  dtype = train.jnp_dtype
   finite = [i for i, n in enumerate(ns) if n is not None]
   online = [i for i, n in enumerate(ns) if n is None]
   n_max = max([ns[i] for i in finite], default=1)
@@ -660,7 +659,6 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
   n_max = max([n for n in ns if n is not None], default=1)
   compiled = {}   # (width, k, online) -> (compiled trainer, compiled evaluation)
   device = jax.devices()[0]
-  options = {kind: compilation.options(kind, device.platform) for kind in ('training', 'evaluation')}   # as train_grid
   compile_s = 0.0
   trained, evaluated = [], []
   replicates = []   # (student, batch key, initial parameters, pool), drawn before the clock starts
@@ -684,8 +682,9 @@ def train_sequential(student, train: TrainSpec, *, seeds: Sequence[int], ns: Seq
         flat = uses_flat_params(alone, train, train.online_batch if n is None else k, device)   # as train_grid
         trainer = jax.jit(functools.partial(train_one, alone, train, online=n is None, flat_params=flat))
         ev = jax.jit(functools.partial(evaluate, alone, predictions=predictions))
-        compiled[program] = (trainer.lower(*train_args).compile(options['training']),
-                             ev.lower(*eval_args).compile(options['evaluation']))
+        # The same compiler options as train_grid's programs.
+        compiled[program] = (trainer.lower(*train_args).compile(compilation.options('training', device.platform)),
+                             ev.lower(*eval_args).compile(compilation.options('evaluation', device.platform)))
         compile_s += time.perf_counter() - tc
       trainer, ev = compiled[program]
       p, steps, reason = trainer(*train_args)
