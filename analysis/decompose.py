@@ -33,7 +33,7 @@ from absl import app, flags
 
 from analysis import tables, uncertainty
 from experiments import cli, results, study
-from teacher_student import data, engine, students, teachers
+from teacher_student import data, evaluation, students, teachers
 
 
 COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
@@ -65,7 +65,7 @@ def teacher_quantities(variant, config, n_seeds: int, ns) -> dict:
     t64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), teacher)
     x_test = jnp.asarray(x_test, jnp.float64)
     y_test = t64(x_test)
-    y_var = float(engine.output_variance(y_test))
+    y_var = float(evaluation.output_variance(y_test))
     estimate = uncertainty.closed_form if linear else uncertainty.linearized
     x_pools = [jnp.asarray(x, jnp.float64) for x in x_pools]
     u_sn = np.array([estimate(t64, x, x_test, ns, y_var) for x in x_pools])
@@ -88,14 +88,6 @@ def _labels(teacher, x_nd, seed, noise_std):
   return y
 
 
-def _realizable(student_spec, teacher_spec) -> bool:
-  """The embedding certificate applies: an MLP student of the teacher's depth and activation
-  and at least its width."""
-  return (teacher_spec.family == 'mlp' and student_spec.family == 'mlp' and
-          student_spec.depth == teacher_spec.depth and student_spec.activation == teacher_spec.activation
-          and student_spec.width >= teacher_spec.width)
-
-
 def decompose_variant(records, variant, config) -> list[dict]:
   g = tables.grid(records, variant=variant.label)
   tr = tables.grid(records, variant=variant.label, field='train_error')
@@ -109,14 +101,13 @@ def decompose_variant(records, variant, config) -> list[dict]:
   online = ~finite
   rows = []
   for i, m in enumerate(g['ms']):
-    spec = students.resolve(study._spec(students.StudentSpec, variant.config.students, width=int(m)), variant.teacher)
     r_online = r_online_se = float('nan')
     if online.any():
       errs = g['values'][i][:, online][:, 0]
       if np.isfinite(errs).any():
         best = int(np.nanargmin(errs))
         r_online, r_online_se = float(errs[best]), float(se_test['values'][i][best, online][0])
-    certified = _realizable(spec, variant.teacher)
+    certified = students.certified_realizable(variant.student(int(m)), variant.teacher)
     r, r_se = (0.0, 0.0) if certified else (r_online, r_online_se)
     for j, n in enumerate(ns):
       col = list(g['ns']).index(n)

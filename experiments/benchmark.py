@@ -1,13 +1,14 @@
 r"""Benchmarks the training engine against one-at-a-time loops, PyTorch and the machine's matmul.
 
-  python -m experiments.benchmark --out=bench.json
+  python -m experiments.benchmark --out=bench.json     # runs, writes the JSON, prints the table
+  python -m experiments.benchmark --table_from=bench.json   # the table of docs/performance.md again
 
 In one run, for three fixed cell classes (tiny, medium, large), times in float32
   - the engine: the class's students (replicates × n) in one compiled program (`train_grid`),
   - the naive loop (`speedup_vs_loop`): the same students one at a time, a jitted Adam step
     called from Python once per step — how a first JAX script trains a student,
   - the fused loop (`speedup_vs_fused_loop`): the same students one at a time, each training
-    compiled whole into one program (`engine.train_sequential`) — a strong baseline with no
+    compiled whole into one program (`sequential.train_sequential`) — a strong baseline with no
     per-step host round trip, which the engine can only beat by batching,
   - if PyTorch is importable, the same students in PyTorch (`benchmark_torch`: stacked, bmm),
   - the machine's dense matmul (float32, jnp.dot) in the same process,
@@ -43,7 +44,7 @@ import optax
 from absl import app, flags
 
 from experiments import benchmark_torch, cli
-from teacher_student import data, engine, inputs, students, teachers
+from teacher_student import data, engine, evaluation, inputs, sequential, students, teachers, train_spec
 
 MATCH_RTOL_FLOAT64 = 1e-9   # tests/conftest.py explains the values
 
@@ -91,7 +92,7 @@ def _cells(cls: CellClass, dtype: str):
                                                        bias_scale=0.3, n_normalize=4096), ins, jnp.dtype(dtype))
   student = students.make_student(students.StudentSpec(width=cls.width, depth=cls.depth), teacher)
   x_test, y_test = data.test_set(teacher, 1024, seed=1, dtype=jnp.dtype(dtype))
-  train = engine.TrainSpec(steps=cls.steps, tol=0.0, check_every=min(cls.steps, 250), learning_rate=1e-3,
+  train = train_spec.TrainSpec(steps=cls.steps, tol=0.0, check_every=min(cls.steps, 250), learning_rate=1e-3,
                            dtype=dtype)
   return student, train, dict(seeds=list(range(cls.seeds)), ns=list(cls.ns), x_test=x_test, y_test=y_test)
 
@@ -107,19 +108,19 @@ def naive_loop(student, train, *, seeds, ns, x_test, y_test) -> dict:
 
   Returns {'test_error': (S, N), 'compile_seconds', 'run_seconds'}.
   """
-  opt = engine.optimizer(train)
+  opt = train_spec.optimizer(train)
   dtype = train.jnp_dtype
   x_test, y_test = jnp.asarray(x_test, dtype), jnp.asarray(y_test, dtype)
-  y_var = engine.output_variance(y_test)
+  y_var = evaluation.output_variance(y_test)
 
   def step(params, opt_state, x_nd, y_nk):
-    loss_fn = lambda p: jnp.mean((student.apply(p, x_nd) - y_nk) ** 2) / y_var   # as engine.train_one
+    loss_fn = lambda p: jnp.mean((student.apply(p, x_nd) - y_nk) ** 2) / y_var   # as loop.train_one
     grads = jax.grad(loss_fn)(params)
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
-  evaluate = jax.jit(lambda p: engine.normalized_error(
-      *engine.squared_error_sums(student, p, x_test, y_test, jnp.ones(x_test.shape[0], dtype)),
+  evaluate = jax.jit(lambda p: evaluation.normalized_error(
+      *evaluation.squared_error_sums(student, p, x_test, y_test, jnp.ones(x_test.shape[0], dtype)),
       x_test.shape[0], y_var)[0])
   compiled, compile_s = {}, 0.0
   test_error = np.zeros((len(seeds), len(ns)))
@@ -151,7 +152,7 @@ def float64_match(cls: CellClass) -> dict:
   engine ran the same steps."""
   with jax.enable_x64(True):
     student, train, kw = _cells(cls, 'float64')
-    fused = engine.train_sequential(student, train, **kw)
+    fused = sequential.train_sequential(student, train, **kw)
     grid = engine.train_grid(student, train, **kw)
     out = {'float64_max_relative_difference': float(_relative_difference(grid, fused).max()),
            'naive_float64_max_relative_difference': float(_relative_difference(naive_loop(student, train, **kw),
@@ -172,7 +173,7 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
   students_n = cls.seeds * len(cls.ns)
   student_steps = students_n * cls.steps
   useful_flops = 6 * weights(cls) * cls.seeds * sum(cls.ns) * cls.steps
-  methods = {'engine': engine.train_grid, 'loop': naive_loop, 'fused_loop': engine.train_sequential}
+  methods = {'engine': engine.train_grid, 'loop': naive_loop, 'fused_loop': sequential.train_sequential}
   if benchmark_torch.available():
     methods['torch'] = benchmark_torch.train
   runs, per_round = {}, {key: [] for key in methods}
@@ -217,8 +218,30 @@ def run_class(name, cls: CellClass, peak: float, rounds: int = 3) -> dict:
   return out
 
 
+def table(report: dict) -> str:
+  """The markdown table of a benchmark report (what docs/performance.md shows): one row per class."""
+  rows = ['| class | students | engine student-steps/s | of matmul peak | vs naive loop (rounds) | vs fused loop '
+          '| vs PyTorch | engine compile (s) | float64 match |', '|' + '---|' * 9]
+  for name in CLASSES:
+    if name not in report:
+      continue
+    r = report[name]
+    spread = lambda key: f'{r[key]:.2f}x ({min(r[key + "_per_round"]):.2f}–{max(r[key + "_per_round"]):.2f})'
+    torch = spread('speedup_vs_torch') if 'speedup_vs_torch' in r else 'not installed'
+    rows.append(f'| {name} | {r["students"]} | {r["engine_student_steps_per_s"]:.0f} | {r["fraction_of_matmul_peak"]:.1%} '
+                f'| {spread("speedup_vs_loop")} | {spread("speedup_vs_fused_loop")} | {torch} '
+                f'| {r["engine_compile_seconds"]:.1f} | {r["results_match_loop"]} |')
+  m = report['machine']
+  return '\n'.join(rows) + (f'\n\nMachine: {m["platform"]}, {m["cpus"]} CPUs, {len(m["devices"])} JAX devices, '
+                            f'jax {m["jax"]}, torch {m["torch"] or "absent"}; dense float32 matmul '
+                            f'{report["matmul_flops"] / 1e9:.1f} GFLOP/s.\n')
+
+
 def main(argv):
   del argv
+  if flags.FLAGS.table_from:
+    print(table(cli.or_fail(lambda: json.loads(open(flags.FLAGS.table_from).read()))), end='')
+    return
   out = cli.output_file_or_fail('out')
   classes = cli.choices_or_fail('classes', CLASSES, 'cell classes')
   peak = matmul_flops()
@@ -230,9 +253,11 @@ def main(argv):
   for name in classes:
     report[name] = run_class(name, CLASSES[name], peak)
   out.write_text(json.dumps(report, indent=1) + '\n')
+  print(table(report), end='')
 
 
 if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('classes', list(CLASSES), 'Cell classes to run.')
+  flags.DEFINE_string('table_from', None, 'Print the markdown table of this JSON report and exit (no run).')
   app.run(main, flags_parser=cli.parse_flags)

@@ -15,12 +15,10 @@ import time
 import numpy as np
 
 from teacher_student import data as data_lib
-from teacher_student import engine
+from teacher_student import evaluation
 
-# PyTorch's OpenMP threads sleep between its parallel regions instead of spinning (before it is
-# imported): spinning, they took cores from the JAX methods timed next in the same process. The
-# benchmark's medium class with PyTorch installed, six runs each on 2 cores: engine over the
-# naive loop 1.79-2.00x (median 1.94x) with spinning threads, 2.03-2.45x (median 2.07x) sleeping.
+# PyTorch's OpenMP threads sleep between its parallel regions instead of spinning (set before it
+# is imported): spinning, they take cores from the JAX methods timed next in the same process.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 try:
   import torch
@@ -59,7 +57,7 @@ def _forward(layers, act, x_snd):
 def train(student, train, *, seeds, ns, x_test, y_test) -> dict:
   """Trains the (seeds × ns) MLP students; returns {'test_error': (S, N), 'run_seconds'}.
 
-  Args mirror `engine.train_sequential` (train.optimizer must be 'adam', schedule 'constant').
+  Args mirror `sequential.train_sequential` (train.optimizer must be 'adam', schedule 'constant').
   The run time covers training and evaluation, not the hand-over of arrays from JAX.
   """
   if torch is None:
@@ -73,7 +71,7 @@ def train(student, train, *, seeds, ns, x_test, y_test) -> dict:
   x_pool = torch.tensor(np.stack([np.asarray(x) for x, _ in pools]))
   y_pool = torch.tensor(np.stack([np.asarray(y) for _, y in pools]))
   x_test_t, y_test_t = torch.tensor(np.asarray(x_test)), torch.tensor(np.asarray(y_test))
-  y_var = float(engine.output_variance(y_test))
+  y_var = float(evaluation.output_variance(y_test))
   inits = [_stacked_params(student, seeds, dtype) for _ in ns]
   test_error = np.zeros((len(seeds), len(ns)))
   t0 = time.perf_counter()

@@ -2,8 +2,8 @@
 
 On a CPU, XLA runs one program on one device; a single vmapped program of small students then
 uses little of the machine. One host device per core lets the engine shard its replicate axis
-across cores (measured on 2 cores: 2.0-3.5x more student-steps/s, experiments/benchmark.py). On
-GPU and TPU hosts this only shapes the unused CPU platform.
+across cores (experiments/benchmark.py measures what it gains). On GPU and TPU hosts this only
+shapes the unused CPU platform.
 """
 
 import os

@@ -4,8 +4,8 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
-import json
 import time
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -14,16 +14,20 @@ import tqdm
 from experiments import host
 from experiments import results
 from experiments import study
-from teacher_student import data, engine, students, teachers
+from teacher_student import data, engine, evaluation, students, teachers
 
 # The prefix of JAX's events for tracing, lowering to MLIR and XLA compilation (jax.monitoring).
 COMPILE_EVENT_PREFIX = '/jax/core/compile/'
-# Platforms where a sweep compiles every program before training any (`all_first`), as compiling
-# and training compete for the same cores there; elsewhere it compiles ahead (`ahead`). Measured
-# on 2 cores (matmul 133-187 GFLOP/s), the quick study from a cold start, two interleaved runs each:
-# about the same wall time either way (58.9-63.4 s first, 61.0-63.6 s ahead), JAX compiling during
-# 9.3-11.0 s of it (16-17%) instead of 13.1-14.9 s (spread over the training it slows).
+# Platforms where a sweep compiles every program before training any (`all_first`): compiling
+# and training compete for the same cores there. Elsewhere it compiles ahead (`ahead`).
 COMPILE_FIRST_PLATFORMS = ('cpu',)
+
+
+class Rectangle(NamedTuple):
+  """The widths × replicates × n's of a group that cover its missing cells."""
+  widths: tuple
+  replicates: tuple   # ((seed, member), ...)
+  ns: tuple
 
 
 @contextlib.contextmanager
@@ -40,12 +44,12 @@ def device_label() -> str:
 
 
 def _todo(plan, group, done):
-  """The missing cells of `group`, and the rectangle (widths × replicates × n's) covering them."""
+  """The missing cells of `group`, and the Rectangle covering them."""
   missing = [(m, n, r) for m, n, r in plan.cells(group) if plan.cell_key(group, m, n, r) not in done]
   widths = tuple(m for m in group.cell_widths if any(c[0] == m for c in missing))
   reps = tuple(r for r in group.replicates if any(c[2] == r for c in missing))
   ns = tuple(n for n in group.ns if any(c[1] == n for c in missing))
-  return missing, (widths, reps, ns)
+  return missing, Rectangle(widths, reps, ns)
 
 
 def _rows(group, widths, reps):
@@ -61,19 +65,19 @@ def _row_args(rows):
 
 def _grid_kw(group, rect, x_test, y_test, devices):
   """`engine.compile_grid`'s arguments for a rectangle's sample counts and test set."""
-  return dict(ns=list(rect[2]), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
+  return dict(ns=list(rect.ns), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
 
 
 def _compile(student, group, rect, x_test, y_test, devices):
   """The compiled program of a rectangle of cells (one row per width × replicate × member)."""
-  rows = _rows(group, *rect[:2])
+  rows = _rows(group, rect.widths, rect.replicates)
   return engine.compile_grid(student, group.train, **_row_args(rows), **_grid_kw(group, rect, x_test, y_test, devices))
 
 
 def _retry_diverged(out, student, group, rect, x_test, y_test, config, devices):
   """Retrains the diverged rows of a rectangle's results `out` (`_compile`'s program run) with
   a smaller learning rate, in place; returns `out`."""
-  rows = _rows(group, *rect[:2])
+  rows = _rows(group, rect.widths, rect.replicates)
   train = group.train
   out['learning_rate'] = np.full(out['status'].shape, train.learning_rate)
   out['retries'] = np.zeros(out['status'].shape, int)
@@ -87,7 +91,7 @@ def _retry_diverged(out, student, group, rect, x_test, y_test, config, devices):
     again_rows = np.flatnonzero(bad.any(axis=1))
     again = engine.train_grid(student, train, **_row_args([rows[i] for i in again_rows]),
                               **_grid_kw(group, rect, x_test, y_test, devices))
-    for key in ('train_error', 'test_error', 'test_se', 'steps', 'stop', 'status'):
+    for key in ('train_error', 'test_error', 'test_se', 'steps', 'stop', 'status', 'second_order_steps', 'grad_norm'):
       out[key][again_rows] = np.where(bad[again_rows], again[key], out[key][again_rows])
     if 'test_predictions' in out:
       out['test_predictions'][again_rows] = np.where(bad[again_rows][..., None, None], again['test_predictions'],
@@ -111,32 +115,37 @@ def ensemble_variance(pred_kxo, ok_k, y_var) -> float:
   return float(np.mean(np.var(pred, axis=0, ddof=1)) / y_var)
 
 
-def _cell_fields(out, rows_k, j, y_var, ensemble):
+def _cell_fields(out, rows_k, j, y_var, ensemble, second_order):
   """A cell's result fields from its engine rows (K member rows for an ensemble cell)."""
   if not ensemble:
     (i,) = rows_k
-    return {'steps': int(out['steps'][i, j]), 'stop': str(out['stop'][i, j]), 'status': str(out['status'][i, j]),
+    return {'steps': int(out['steps'][i, j]), 'second_order_steps': int(out['second_order_steps'][i, j]),
+            'grad_norm': _num(out['grad_norm'][i, j]), 'stop': str(out['stop'][i, j]), 'status': str(out['status'][i, j]),
             'train_error': _num(out['train_error'][i, j]), 'test_error': _num(out['test_error'][i, j]),
             'test_se': _num(out['test_se'][i, j]), 'learning_rate': float(out['learning_rate'][i, j]),
             'retries': int(out['retries'][i, j])}
-  status = out['status'][rows_k, j]
-  ok = status != 'diverged'
+  status, stop = out['status'][rows_k, j], out['stop'][rows_k, j]
+  # Sample-then-optimize needs members that interpolate S_n: with the second-order phase, those
+  # at the floor; the others are dropped and counted.
+  ok = (stop == 'tolerance') if second_order else (status != 'diverged')
   mean_ok = lambda key: _num(np.mean(out[key][rows_k, j][ok])) if ok.any() else None
   return {
-      'members': len(rows_k), 'members_ok': int(ok.sum()),
+      'members': len(rows_k), 'members_ok': int(ok.sum()), 'members_dropped': int((~ok).sum()),
       'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows_k, j], ok, y_var)),
       'member_test_errors': [_num(v) for v in out['test_error'][rows_k, j]],
       'member_status': [str(v) for v in status],
-      'steps': int(out['steps'][rows_k, j].max()),
-      'stop': ','.join(sorted(set(str(v) for v in out['stop'][rows_k, j]))),
-      'status': ('diverged' if ok.sum() < 2 else 'ok' if all(status[ok] == 'ok') else 'not_converged'),
+      'steps': int(out['steps'][rows_k, j].max()), 'second_order_steps': int(out['second_order_steps'][rows_k, j].max()),
+      'grad_norm': _num(np.max(out['grad_norm'][rows_k, j])),
+      'stop': ','.join(sorted(set(str(v) for v in stop))),
+      'status': ('diverged' if (status != 'diverged').sum() < 2 else 'not_converged' if ok.sum() < 2
+                 else 'ok' if all(status[ok] == 'ok') else 'not_converged'),
       'train_error': mean_ok('train_error'), 'test_error': mean_ok('test_error'), 'test_se': mean_ok('test_se'),
       'learning_rate': float(np.min(out['learning_rate'][rows_k, j])),
       'retries': int(np.max(out['retries'][rows_k, j]))}
 
 
 def _records(plan, group, variant, student, rect, missing, out, shard, y_var):
-  widths, reps, ns = rect
+  widths, reps, ns = rect.widths, rect.replicates, rect.ns
   rows = _rows(group, widths, reps)
   seconds = out['compile_seconds'] + out['run_seconds']
   cells = len(widths) * len(reps) * len(ns)
@@ -148,7 +157,7 @@ def _records(plan, group, variant, student, rect, missing, out, shard, y_var):
         'config_hash': plan.config_hash, 'kind': group.kind, 'variant': variant.label,
         'teacher': dataclasses.asdict(variant.teacher), 'm': m, 'n': n, 'seed': seed, 'member': member,
         'P': student.replace(spec=dataclasses.replace(student.spec, width=m)).num_params,
-        **_cell_fields(out, rows_k, ns.index(n), y_var, group.kind == 'ensemble'),
+        **_cell_fields(out, rows_k, ns.index(n), y_var, group.kind == 'ensemble', group.train.second_order),
         'wall_seconds': seconds / cells, 'group_seconds': seconds,
         'group_compile_seconds': out['compile_seconds'], 'group_cells': cells,
         'device': device_label(), 'shard': list(shard), 'finished_at': now})
@@ -234,7 +243,7 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
       variant = plan.variants[v]
       teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
       x_test, y_test = data.test_set(teacher, variant.config.data.n_test, variant.config.data.test_seed, dtype)
-      variants[v] = (teacher, x_test, y_test, engine.output_variance(y_test))
+      variants[v] = (teacher, x_test, y_test, evaluation.output_variance(y_test))
 
   def prepare(todo_item):
     """A group's student and compiled program (on a worker thread)."""
@@ -263,7 +272,7 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
     for (group, missing, rect), (student, program), wait in stream:
       waited += wait
       variant = plan.variants[group.variant]
-      bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect[0]))} {variant.label or ""}')
+      bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect.widths))} {variant.label or ""}')
       _, x_test, y_test, y_var = variants[group.variant]
       out = program()
       first_compile = out['compile_seconds']

@@ -19,7 +19,8 @@ from typing import Any
 
 import ml_collections
 
-from teacher_student import engine, inputs, students, teachers
+from teacher_student import inputs, students, teachers
+from teacher_student.train_spec import TrainSpec
 
 # Fields that only size the grid: growing them adds cells, it does not change what a cell means.
 # Students of widths up to this share one program (padded with inert units, students.Student.init):
@@ -38,12 +39,16 @@ class Variant:
   knob: tuple            # ((dotted field, value),) or ()
   teacher: teachers.TeacherSpec
   inputs: inputs.InputSpec
-  train: engine.TrainSpec
+  train: TrainSpec
   config: Any            # the variant's full ConfigDict
 
   @property
   def label(self) -> dict:
     return dict(self.knob)
+
+  def student(self, width: int) -> students.StudentSpec:
+    """The resolved spec of this variant's students of `width`."""
+    return students.resolve(_spec(students.StudentSpec, self.config.students, width=width), self.teacher)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Group:
   kind: str
   variant: int
   student: students.StudentSpec   # the program's student (the largest of `widths`)
-  train: engine.TrainSpec
+  train: TrainSpec
   ns: tuple              # sample counts; None is the online column
   replicates: tuple      # ((seed, member), ...): the cells' replicates
   members: int = 1       # students trained per replicate (ensemble members, as members 0..K-1)
@@ -101,8 +106,8 @@ def _positive_ints(values, what):
   return values
 
 
-def train_spec(config) -> engine.TrainSpec:
-  return _spec(engine.TrainSpec, config.train, noise_std=config.data.noise_std)
+def train_spec(config) -> TrainSpec:
+  return _spec(TrainSpec, config.train, noise_std=config.data.noise_std)
 
 
 def science(config: ml_collections.ConfigDict) -> dict:

@@ -81,7 +81,7 @@ def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
   """The same function as `MLP.apply(params, x)`, computed on transposed activations:
   x_dn (D, n) -> y_kn (out_dim, n).
 
-  The training loss's form (when: engine.FEATURE_MAJOR_MAX_WIDTH): with the sample axis
+  The training loss's form (when: batching.uses_feature_major): with the sample axis
   minor-most, XLA:CPU runs the layers as matmuls along the long sample axis. Differentiable in
   reverse mode (a custom VJP), which is what training needs.
   """
@@ -96,16 +96,10 @@ def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
   return h
 
 
-# A feature-major layer's forward matmul takes the kernel (in, out) transposed, its backward
-# matmul (the error sent down) takes it as stored. In profiles of the training programs,
-# XLA:CPU ran a matmul whose left operand does not contract its last axis (the kernel's
-# transpose folded into it) on its generic emitter, not its YNNPACK kernels. So each pass gets
-# the kernel in its own orientation: the forward a transposed copy (the barrier keeps XLA from
-# folding the transpose back into the matmul), the backward the kernel itself (a custom VJP:
-# autodiff would send the error down through the transposed copy). Measured on 2 cores:
-# experiments/benchmark.py's tiny cell trains 23-27% faster with results equal bit for bit (the
-# barrier alone: 7%); in the quick study 17 of 468 test errors moved, by at most 1% (float32
-# rounding in another order, amplified by training).
+# A feature-major layer's forward matmul takes the kernel transposed, its backward matmul as
+# stored: each pass gets its own orientation (the barrier keeps XLA from folding the transpose
+# into the matmul, which XLA:CPU would run on its slow generic emitter; the custom VJP keeps
+# autodiff from sending the error down through the transposed copy).
 @jax.custom_vjp
 def _dense_feature_major(kernel_io, h_in):
   """kernelᵀ h: kernel (in, out), h (in, n) -> (out, n)."""

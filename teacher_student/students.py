@@ -71,12 +71,21 @@ def resolve(spec: StudentSpec, teacher_spec: teachers_lib.TeacherSpec) -> Studen
   return spec
 
 
+def certified_realizable(spec: StudentSpec, teacher_spec: teachers_lib.TeacherSpec) -> bool:
+  """R(m) = 0 by the embedding certificate (`mlp.embed`): an MLP student of an MLP teacher's
+  depth and activation, and at least its width, contains the teacher."""
+  return (teacher_spec.family == 'mlp' and spec.family == 'mlp' and spec.depth == teacher_spec.depth
+          and spec.activation == teacher_spec.activation and spec.width >= teacher_spec.width)
+
+
 @flax.struct.dataclass
 class Student:
   """A resolved student bound to its teacher (the teacher supplies the basis and the prior)."""
   spec: StudentSpec = flax.struct.field(pytree_node=False)
   teacher: Any
 
+  # What the engine and the analysis ask of a family: answered here, so that a new family is
+  # this module plus a config value.
   @property
   def num_params(self) -> int:
     """P(m)."""
@@ -84,6 +93,28 @@ class Student:
     if self.spec.family == 'features':
       return t.num_basis * t.spec.out_dim
     return mlp_lib.param_count(t.inputs.dim, self.spec.width, self.spec.depth, t.spec.out_dim)
+
+  @property
+  def hidden_units(self) -> int:
+    """Hidden units a training step computes per point (what its memory grows with)."""
+    if self.spec.family == 'features':
+      return self.teacher.num_basis
+    return self.spec.width * self.spec.depth
+
+  @property
+  def has_feature_major_form(self) -> bool:
+    """Whether training may use `apply_feature_major` (a form faster than `apply` on CPU)."""
+    return self.spec.family == 'mlp'
+
+  @property
+  def can_pad_width(self) -> bool:
+    """Whether narrower students train inside this one, padded with inert units (`init`)."""
+    return self.spec.family == 'mlp' and self.spec.init == 'standard'
+
+  @property
+  def contains_teacher(self) -> bool:
+    """The R(m) = 0 certificate (DESIGN §2): the class holds the teacher (`certified_realizable`)."""
+    return certified_realizable(self.spec, self.teacher.spec)
 
   def module(self, dtype) -> mlp_lib.MLP:
     s = self.spec

@@ -159,8 +159,8 @@ def make_teacher(spec: TeacherSpec, inputs: inputs_lib.InputSpec, dtype=jnp.floa
   return _draw(dataclasses.replace(spec, seed=0), inputs, jnp.dtype(dtype), spec.seed).replace(spec=spec)
 
 
-# One compiled program per teacher shape (the seed is an argument): drawing a teacher op by op
-# compiles each primitive on its own and takes twice as long (0.5 s more per teacher on 2 cores).
+# One compiled program per teacher shape (the seed is an argument): drawn op by op, a teacher
+# would compile each primitive on its own.
 @compilation.sampling_jit(static_argnums=(0, 1, 2))
 def _draw(spec: TeacherSpec, inputs: inputs_lib.InputSpec, dtype, seed) -> Teacher:
   k_params, k_norm, k_feat = jax.random.split(jax.random.key(seed), 3)

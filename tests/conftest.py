@@ -40,3 +40,13 @@ def shared_dir(*parts) -> pathlib.Path:
   if not path.exists():
     pytest.skip(f'{path} is absent (../shared is not beside this clone)')
   return path
+
+
+@pytest.fixture(scope='session')
+def one_device_float64(tmp_path_factory):
+  """The tiny study in float64, on one device in this process: the reference of scale-out."""
+  from experiments import results, runner
+  from helpers import tiny_config
+  workdir = tmp_path_factory.mktemp('one')
+  runner.run(tiny_config(train__dtype='float64'), workdir, progress=False, devices=jax.local_devices()[:1])
+  return results.load(workdir)

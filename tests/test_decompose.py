@@ -4,12 +4,11 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from analysis import decompose
 from experiments import results, runner
-from test_sweep import ROOT, tiny_config
+from helpers import ROOT, tiny_config
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import results, study
-from test_sweep import ROOT, tiny_config
+from helpers import ROOT, tiny_config
 
 LAW = lambda m, n, seed: (0.5 * n ** -0.8 + 0.2 * m ** -1.0 + 1e-4) * (1 + 0.05 * (seed - 0.5))
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from teacher_student import data, inputs, mlp, teachers
+from teacher_student import data, inputs, teachers
 
 GAUSS4 = inputs.InputSpec('gaussian', 4)
 
@@ -55,41 +55,6 @@ def test_teacher_bit_reproducible_from_seed(family):
   assert not jnp.array_equal(a(x), c(x))
 
 
-# Sampling programs compile with other XLA options than op-by-op execution (compilation.py):
-# the same draws up to float rounding. (rtol, atol) by dtype.
-SAMPLING_TOL = {'float32': (1e-5, 1e-6), 'float64': (1e-12, 1e-14)}
-
-
-@pytest.mark.parametrize('spec,ins', [(teachers.TeacherSpec('mlp', depth=2, width=6, bias_scale=0.3, n_normalize=4096), GAUSS4),
-                                      (teachers.TeacherSpec('bandlimited', cutoff=2, n_normalize=4096), inputs.InputSpec('cube', 2))])
-def test_sampling_programs_draw_what_op_by_op_draws(spec, ins, dtype):
-  """The compiled teacher draw, test set, pools and initial parameters (`compilation.sampling_jit`)
-  equal the same functions run op by op, within the dtype's rounding."""
-  from teacher_student import engine, students
-  rtol, atol = SAMPLING_TOL[dtype]
-  close = lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
-  draw = lambda: teachers.make_teacher(spec, ins, jnp.dtype(dtype))
-  t = draw()
-  with jax.disable_jit():
-    t_ref = draw()
-    test_ref = data.test_set(t_ref, 512, seed=3, dtype=jnp.dtype(dtype))
-    pool_ref = [data.train_pool(t_ref, s, 300, 0.1, jnp.dtype(dtype)) for s in (4, 9)]
-  jax.tree.map(close, t.params, t_ref.params)
-  jax.tree.map(close, data.test_set(t, 512, seed=3, dtype=jnp.dtype(dtype)), test_ref)
-  x_su, y_su = engine.pools(t, jnp.asarray([4, 9], jnp.int32), 300, 0.1, dtype)
-  for s, (x, y) in enumerate(pool_ref):
-    close(x_su[s], x)
-    close(y_su[s], y)
-  st = students.make_student(students.StudentSpec(width=6, depth=2, activation='relu', bias_scale=0.2), t)
-  keys, widths = [jax.random.key(1), jax.random.key(2)], [3, 6]   # width 3 padded to 6
-  init_s = engine.initial_params(st, jnp.stack([jax.random.key_data(k) for k in keys]), jnp.asarray(widths, jnp.int32),
-                                 dtype, True)
-  with jax.disable_jit():
-    init_ref = [st.init(k, jnp.dtype(dtype), w) for k, w in zip(keys, widths)]
-  for s, ref in enumerate(init_ref):
-    jax.tree.map(lambda a, b, s=s: close(a[s], b), init_s, ref)
-
-
 def test_bandlimited_basis(x64):
   ins = inputs.InputSpec('cube', 2)
   t = teachers.make_teacher(teachers.TeacherSpec('bandlimited', cutoff=3), ins, dtype=x64)
@@ -97,26 +62,6 @@ def test_bandlimited_basis(x64):
   phi = np.asarray(t.features(inputs.sample(ins, jax.random.key(5), 1 << 16, x64)))
   # Orthogonal under the uniform cube, each with mean square 1/2: E φφᵀ = I/2 (Monte Carlo).
   np.testing.assert_allclose(phi.T @ phi / len(phi), np.eye(48) / 2, atol=6 / np.sqrt(len(phi)))
-
-
-@pytest.mark.parametrize('activation', ['relu', 'tanh', 'gelu', 'erf'])
-@pytest.mark.parametrize('depth', [1, 2, 3])
-def test_realizability_certificate(activation, depth, x64):
-  """A width-w teacher zero-padded into a width-m >= w student computes the same function."""
-  spec = teachers.TeacherSpec('mlp', depth=depth, width=5, activation=activation, gain=1.3,
-                              bias_scale=0.4, out_dim=2, seed=depth)
-  t = teachers.make_teacher(spec, GAUSS4, dtype=x64)
-  x, y = data.test_set(t, 4096, seed=0, dtype=x64)
-  for m in (5, 6, 17):
-    student_params = mlp.embed(t.params, m)
-    module = mlp.MLP(width=m, depth=depth, out_dim=2, activation=activation, dtype=x64)
-    f = module.apply(student_params, x)
-    assert f.shape == y.shape
-    assert float(jnp.max(jnp.abs(f - y))) < 1e-12
-    assert float(jnp.mean((f - y) ** 2) / jnp.var(y)) < 1e-24  # R(m) = 0
-    assert mlp.param_count(4, m, depth, 2) == sum(v.size for v in jax.tree.leaves(student_params))
-  with pytest.raises(ValueError, match='narrower'):
-    mlp.embed(t.params, 4)
 
 
 @pytest.mark.parametrize('kwargs,match', [

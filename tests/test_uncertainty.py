@@ -9,7 +9,8 @@ import pytest
 
 from analysis import uncertainty
 from experiments import runner
-from teacher_student import data, engine, inputs, students, teachers
+from teacher_student import data, engine, evaluation, inputs, students, teachers
+from teacher_student.train_spec import TrainSpec
 
 # 64 outputs = 64 independent draws θ ~ N(0, σ0² I) sharing the fixed random features: averaging
 # the normalized error over outputs averages over teacher draws, in one training program.
@@ -28,7 +29,7 @@ def rf():
   with jax.enable_x64(True):
     t = teachers.make_teacher(RF, RF_INPUTS, jnp.float64)
     x_test, y_test = data.test_set(t, 4096, seed=1, dtype=jnp.float64)
-    y_var = float(engine.output_variance(y_test))
+    y_var = float(evaluation.output_variance(y_test))
     u = np.array([uncertainty.closed_form(t, data.train_pool(t, s, max(NS), dtype=jnp.float64)[0],
                                           x_test, NS, y_var) for s in SEEDS])
   return t, x_test, y_test, y_var, u
@@ -40,7 +41,7 @@ def _gd(init):
   # posterior sample from a prior draw). The loss averages over 64 outputs, hence the large
   # step: the curvature per output column is 1/64 of the single-output one (lr 40 diverges at
   # n = 10; lr 15 converges every n within ~1000 steps).
-  return engine.TrainSpec(optimizer='sgd', learning_rate=15.0, momentum=0.97, steps=10000, tol=1e-10,
+  return TrainSpec(optimizer='sgd', learning_rate=15.0, momentum=0.97, steps=10000, tol=1e-10,
                           check_every=250, dtype='float64'), students.StudentSpec('features', width=1, init=init)
 
 
@@ -51,7 +52,7 @@ def test_closed_form_equals_linearized_on_linear_teachers(x64):
     t = teachers.make_teacher(spec, ins, x64)
     x_pool, _ = data.train_pool(t, 0, 120, dtype=x64)
     x_test, y_test = data.test_set(t, 2048, seed=1, dtype=x64)
-    y_var = float(engine.output_variance(y_test))
+    y_var = float(evaluation.output_variance(y_test))
     ns = [1, 5, 20, 47, 48, 100, 120]
     a = np.asarray(uncertainty.closed_form(t, x_pool, x_test, ns, y_var))
     b = np.asarray(uncertainty.linearized(t, x_pool, x_test, ns, y_var))
@@ -65,7 +66,7 @@ def test_uncertainty_vanishes_past_the_basis_size_and_is_monotone(x64):
   x_pool, _ = data.train_pool(t, 0, 64, dtype=x64)
   x_test, y_test = data.test_set(t, 4096, seed=1, dtype=x64)
   ns = list(range(1, 65))
-  u = np.asarray(uncertainty.closed_form(t, x_pool, x_test, ns, float(engine.output_variance(y_test))))
+  u = np.asarray(uncertainty.closed_form(t, x_pool, x_test, ns, float(evaluation.output_variance(y_test))))
   assert np.all(np.diff(u) <= 1e-12)                       # non-increasing in n
   assert np.all(u[47:] < 1e-10) and u[46] > 1e-3           # 0 from n = B = 48 on, not before
   assert 0.5 < u[0] < 1.5                                  # one point tells almost nothing
@@ -82,7 +83,7 @@ def test_linearized_uncertainty_vanishes_past_n_star(activation, depth, x64):
   assert 0 < rank <= p
   x_pool, _ = data.train_pool(t, 0, 3 * p, dtype=x64)
   ns = list(range(1, 3 * p + 1))
-  u = np.asarray(uncertainty.linearized(t, x_pool, x_test, ns, float(engine.output_variance(y_test))))
+  u = np.asarray(uncertainty.linearized(t, x_pool, x_test, ns, float(evaluation.output_variance(y_test))))
   assert np.all(np.diff(u) <= 1e-12)                                 # non-increasing
   first_zero = int(np.argmax(u < 1e-10)) + 1
   assert u[-1] < 1e-10 and np.all(u[first_zero - 1:] < 1e-10)         # 0 from some n on ...
@@ -130,7 +131,7 @@ def test_nyquist_learner_is_exact_at_n_equals_b(x64):
   t = teachers.make_teacher(teachers.TeacherSpec('bandlimited', cutoff=3, out_dim=64), ins, x64)
   x_pool, y_pool = data.train_pool(t, 0, 96, dtype=x64)
   x_test, y_test = data.test_set(t, 4096, seed=1, dtype=x64)
-  y_var = float(engine.output_variance(y_test))
+  y_var = float(evaluation.output_variance(y_test))
   ns = [12, 24, 36, 47, 48, 96]
   e = np.asarray(uncertainty.nyquist(t, x_pool, y_pool, x_test, y_test, ns, y_var))
   assert np.all(e[4:] < 1e-10) and e[3] > 1e-3, e
