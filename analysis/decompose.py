@@ -10,11 +10,20 @@ and prints a summary. Per row:
                        online estimate (an upper bound); R_online: best of the online restarts
   U                    uncertainty: closed form (a) for linear teachers, linearized (b) for MLPs,
                        averaged over the sweep's own training samples; U_ens: estimator (c)
+                       over the members that interpolate (ens_interpolating of ens_members)
   D = eps − R − U      learning deficiency, with a 95% interval (never clipped: estimator noise
                        can make it slightly negative); D_share = D / eps
-  optimization         the final normalized training error (D's optimization part);
-                       inductive_bias = D − optimization
-  n_star               the teacher's identifiability threshold (rank of its whitened Jacobian)
+  D_optimization       per seed, the final normalized training error in excess of R(m): what a
+                       better optimizer would remove (with the second-order phase the training
+                       error is at the floor, or at a certified stationary point)
+  D_bias               per seed, D − D_optimization = test error − training error − U: with the
+                       training error at the floor, the test error of the interpolant the learner
+                       picked; both with 95% intervals over seeds
+  ok, not_converged, diverged, stationary
+                       cell counts by status (only 'ok' cells are averaged in; stationary: ok
+                       cells that stopped at a certified stationary point above the floor)
+  n_star               the teacher's identifiability threshold (rank of its whitened Jacobian);
+  past_n_star          U(n) < U_ZERO: past n* in the sense of the uncertainty, not of n >= rank
   nyquist              the Nyquist learner's error (band-limited and random-feature teachers)
 """
 
@@ -37,9 +46,10 @@ from teacher_student import data, evaluation, students, teachers
 
 
 COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
-           'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'D', 'D_lo', 'D_hi', 'D_share', 'optimization',
-           'inductive_bias', 'n_star', 'nyquist')
-ZERO = 1e-10   # U below this (float64) counts as 0
+           'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
+           'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'ok', 'not_converged',
+           'diverged', 'stationary', 'n_star', 'past_n_star', 'nyquist')
+ZERO = 1e-10   # U below this (float64) counts as 0: 'past n*'
 
 
 def _interval(se, count):
@@ -57,9 +67,10 @@ def teacher_quantities(variant, config, n_seeds: int, ns) -> dict:
   Label noise, if the study has any, is added again in float64.
   """
   dtype = jnp.dtype(config.train.dtype)
-  teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
-  x_test, y_test = data.test_set(teacher, config.data.n_test, config.data.test_seed, dtype)
-  x_pools = [data.train_pool(teacher, s, max(ns), 0.0, dtype)[0] for s in range(n_seeds)]
+  with jax.enable_x64(config.train.dtype == 'float64'):   # as the sweep drew them
+    teacher = teachers.make_teacher(variant.teacher, variant.inputs, dtype)
+    x_test, y_test = data.test_set(teacher, config.data.n_test, config.data.test_seed, dtype)
+    x_pools = [data.train_pool(teacher, s, max(ns), 0.0, dtype)[0] for s in range(n_seeds)]
   linear = variant.teacher.family in teachers.LINEAR_FAMILIES
   with jax.enable_x64(True):
     t64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), teacher)
@@ -99,6 +110,10 @@ def decompose_variant(records, variant, config) -> list[dict]:
   tq = teacher_quantities(variant, config, len(g['replicates']), ns)
   ens = tables.grid(records, kind='ensemble', variant=variant.label, field='ensemble_variance')
   online = ~finite
+  stationary = tables.stop_counts(records, 'stationary', variant=variant.label)
+  label = json.dumps(variant.label, sort_keys=True)
+  ens_records = [r for r in records if r['kind'] == 'ensemble' and json.dumps(r['variant'], sort_keys=True) == label]
+  members = lambda n, key: sum(r.get(key, 0) for r in ens_records if r['n'] == n)
   rows = []
   for i, m in enumerate(g['ms']):
     r_online = r_online_se = float('nan')
@@ -112,7 +127,10 @@ def decompose_variant(records, variant, config) -> list[dict]:
     for j, n in enumerate(ns):
       col = list(g['ns']).index(n)
       eps_mean, eps_se, count = tables.mean_se(g['values'][i][:, col])
-      opt, _, _ = tables.mean_se(tr['values'][i][:, col])
+      train_s = tr['values'][i][:, col]
+      d_opt, d_opt_se, _ = (float(v) for v in tables.mean_se(train_s - r))
+      d_bias, d_bias_se, _ = (float(v) for v in tables.mean_se(g['values'][i][:, col] - train_s - float(tq['U'][j])))
+      counts = {s: int(g['counts'][s][i, col]) for s in tables.STATUSES}
       u, u_se = float(tq['U'][j]), float(tq['U_se'][j])
       u_ens = u_ens_se = float('nan')
       if len(ens['ns']) and n in ens['ns'].tolist():
@@ -124,9 +142,15 @@ def decompose_variant(records, variant, config) -> list[dict]:
           'seeds': int(count), 'eps': float(eps_mean), 'eps_se': float(eps_se),
           'R': r, 'R_source': 'certificate' if certified else 'online', 'R_online': r_online,
           'R_online_se': r_online_se, 'U': u, 'U_source': tq['U_source'], 'U_se': u_se,
-          'U_ens': u_ens, 'U_ens_se': u_ens_se, 'D': d, 'D_lo': d - d_half, 'D_hi': d + d_half,
+          'U_ens': u_ens, 'U_ens_se': u_ens_se, 'ens_members': members(n, 'members'),
+          'ens_interpolating': members(n, 'members_ok'), 'D': d, 'D_lo': d - d_half, 'D_hi': d + d_half,
           'D_share': d / float(eps_mean) if eps_mean > 0 else float('nan'),
-          'optimization': float(opt), 'inductive_bias': d - float(opt), 'n_star': tq['n_star'],
+          'D_optimization': d_opt, 'D_optimization_lo': d_opt - _interval(np.nan_to_num(d_opt_se), int(count)),
+          'D_optimization_hi': d_opt + _interval(np.nan_to_num(d_opt_se), int(count)),
+          'D_bias': d_bias, 'D_bias_lo': d_bias - _interval(np.nan_to_num(d_bias_se), int(count)),
+          'D_bias_hi': d_bias + _interval(np.nan_to_num(d_bias_se), int(count)),
+          **counts, 'stationary': stationary.get((int(m), n), 0),
+          'n_star': tq['n_star'], 'past_n_star': u < ZERO,
           'nyquist': float(tq['nyquist'][j]) if tq['nyquist'] is not None else float('nan'),
           'teacher_width': tq['teacher_width']})
   return rows
@@ -156,7 +180,7 @@ def summary(rows) -> str:
     for r in vr:
       lines.append(f'  {r["m"]:>4} {r["n"]:>6} {r["eps"]:9.2e} {r["R"]:9.2e} {r["U"]:9.2e} {r["U_ens"]:9.2e} '
                    f'{r["D"]:9.2e} {r["D_share"]:8.3f}' + ('  (R certified 0)' if r['R_source'] == 'certificate' and r['n'] == vr[0]['n'] else ''))
-    past = [r for r in vr if r['R_source'] == 'certificate' and r['n'] >= n_star]
+    past = [r for r in vr if r['R_source'] == 'certificate' and r['past_n_star']]
     if past:
       lines.append(f'  realizable widths past n*: {len(past)} cells, U < {ZERO:g} in '
                    f'{sum(r["U"] < ZERO for r in past)}, median D share {np.median([r["D_share"] for r in past]):.3f}, '

@@ -82,6 +82,9 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
     label = f'm={m}' + (f'  α={law.alpha:.2f}' if c['success'] else '')
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='o', ms=4, color=color,
                 capsize=2, label=label)
+    stuck = np.asarray(c.get('unconverged_mean', [np.nan] * len(x)), float)
+    hollow = np.isfinite(stuck) & (stuck > 0)
+    ax.plot(x[hollow], np.maximum(stuck[hollow], FLOOR), 'o', ms=6, mfc='none', color=color)
     if c['success']:
       xd = _dense(x[ok])
       ax.plot(xd, np.maximum(law(xd), FLOOR), '-', color=color, lw=1.2, alpha=0.8)
@@ -104,8 +107,9 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
   ax.legend(ncol=2, loc='lower left', title='student width' + (f' (teacher {teacher_width})' if teacher_width else ''))
   png, path = _save(fig, out_dir, 'fig1_learning_curves', rows,
                     ['m', 'P', 'n', 'eps_mean', 'eps_se', 'fit_a', 'fit_alpha', 'fit_c', 'fit_value'])
-  return png, path, ('ε vs n on log–log axes, one colour per width m (mean ± standard error over seeds), '
-                     'with the fitted power law with offset per width; dotted lines are the online (n = ∞) errors.')
+  return png, path, ('ε vs n on log–log axes, one colour per width m (mean ± standard error over the converged '
+                     'seeds), with the fitted power law with offset per width; hollow circles: the mean of seeds whose '
+                     'learner did not converge (not fitted); dotted lines are the online (n = ∞) errors.')
 
 
 def width_curves(fits_variant, out_dir, teacher_width=None):
@@ -178,6 +182,11 @@ def joint_fit(fits_variant, cells, out_dir):
                      'and extrapolated to the rest). Points on the dashed line are predicted exactly.')
 
 
+DECOMPOSITION_LINES = (('eps', 'k', 'o', 'ε (measured)'), ('R', 'tab:red', 's', 'realizability R'),
+                       ('U', 'tab:blue', '^', 'uncertainty U'), ('D_optimization', 'tab:orange', 'v', 'D_optimization'),
+                       ('D_bias', 'tab:gray', 'D', 'D_bias'))
+
+
 def decomposition(rows, out_dir):
   if not rows:
     raise CannotDraw('no decomposition rows')
@@ -188,31 +197,32 @@ def decomposition(rows, out_dir):
   if not picks:
     raise CannotDraw('no width to decompose')
   fig, axes = plt.subplots(1, len(picks), figsize=(6.2 * len(picks), 4.4), squeeze=False,
-                           gridspec_kw={'wspace': 0.45})
+                           gridspec_kw={'wspace': 0.3})
   out_rows = []
   for ax, m in zip(axes[0], picks):
     rr = sorted((r for r in rows if r['m'] == m), key=lambda r: r['n'])
     n = np.asarray([r['n'] for r in rr], float)
-    eps = np.asarray([r['eps'] for r in rr])
-    shares = [np.clip(np.asarray([r[k] for r in rr]) / eps, 0, None) for k in ('R', 'U', 'D')]
-    ax.stackplot(n, *shares, labels=['realizability R', 'uncertainty U', 'learning deficiency D'],
-                 colors=['tab:red', 'tab:blue', 'tab:gray'], alpha=0.75)
-    ax.set(xscale='log', ylim=(0, max(1.05, float(np.max(sum(shares))) * 1.02)), xlabel=N_LABEL,
-           ylabel='share of ε', title=f'm = {m} ({"realizable: R = 0 certified" if m in realizable else "under-parameterized"})')
-    ax.axvline(rr[0]['n_star'], color='k', ls='--', lw=1)
-    ax.text(rr[0]['n_star'], 0.02, ' n*', fontsize=9)
-    twin = ax.twinx()
-    twin.plot(n, np.maximum(eps, FLOOR), 'k-o', ms=3, lw=1.2, label='ε (right axis)')
-    twin.set(yscale='log', ylabel='ε')
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc='center left', fontsize=7)
-    out_rows += [{k: r[k] for k in ('m', 'n', 'eps', 'R', 'U', 'D', 'D_lo', 'D_hi', 'D_share', 'n_star')} for r in rr]
-  png, path = _save(fig, out_dir, 'fig4_decomposition', out_rows,
-                    ['m', 'n', 'eps', 'R', 'U', 'D', 'D_lo', 'D_hi', 'D_share', 'n_star'])
-  return png, path, ('Shares of the error ε(m, n) (stacked areas, left axis; a slightly negative D from '
-                     'estimator noise is drawn as 0, the CSV keeps it) and ε itself (black, right axis) for a '
-                     'realizable and an under-parameterized width; n* is the identifiability threshold.')
+    for key, color, marker, label in DECOMPOSITION_LINES:
+      y = np.asarray([r[key] for r in rr], float)
+      shown = np.isfinite(y) & (y > 0)   # log axis: zeros and (noise-)negative values are in the CSV only
+      ax.plot(n[shown], np.maximum(y[shown], FLOOR), color=color, marker=marker, ms=4, lw=1.3, label=label)
+    past = [r['n'] for r in rr if r['past_n_star']]
+    if past:
+      ax.axvline(past[0], color='k', ls='--', lw=1)
+      ax.text(past[0], FLOOR * 10, ' U ≈ 0 from here', fontsize=8)
+    ax.set(xscale='log', yscale='log', xlabel=N_LABEL, ylabel='normalized error',
+           title=f'm = {m} ({"realizable: R = 0 certified" if m in realizable else "under-parameterized"})')
+    ax.legend(fontsize=7)
+    out_rows += [{k: r[k] for k in DECOMPOSITION_CSV} for r in rr]
+  png, path = _save(fig, out_dir, 'fig4_decomposition', out_rows, list(DECOMPOSITION_CSV))
+  return png, path, ('The error ε(m, n) and its sources R, U, D_optimization (training error above R) and D_bias '
+                     '(the rest of D), converged cells only, for a realizable and an under-parameterized width; '
+                     f'values at or below {FLOOR:g} are drawn at {FLOOR:g}, non-positive ones only in the CSV; the '
+                     'dashed line is the first n where U is 0 to float precision.')
+
+
+DECOMPOSITION_CSV = ('m', 'n', 'eps', 'R', 'U', 'D', 'D_lo', 'D_hi', 'D_optimization', 'D_bias', 'ok', 'not_converged',
+                     'n_star', 'past_n_star')
 
 
 def exponents(points, knob, out_dir):

@@ -44,6 +44,8 @@ def analyze_variant(records, variant, n_boot=200) -> dict:
   for i, m in enumerate(g['ms']):
     curve = _curve(ns, g['values'][i][:, finite], n_boot)
     curve['P'] = float(g['P'][i])
+    # Cells whose learner did not converge: not fitted, drawn hollow (mean of those seeds).
+    curve['unconverged_mean'] = tables.mean_se(g['unconverged'][i][:, finite])[0].tolist()
     curve['regions'] = regions.classify(ns, **curve['fit'])
     out['learning_curves'][str(int(m))] = curve
   for j, n in enumerate(g['ns']):

@@ -137,25 +137,91 @@ def _fit_tables(fv) -> list[str]:
   return out
 
 
+SOURCES = ('R', 'U', 'D_optimization', 'D_bias')
+
+
+def _dominant(r) -> str:
+  """The largest of the error's sources in a row (R, U, D_optimization, D_bias)."""
+  return max(SOURCES, key=lambda k: r[k] if math.isfinite(r[k]) else -math.inf)
+
+
+def _headline(rows) -> list[str]:
+  """Where in (m, n) each source dominates, from this run's numbers only."""
+  rows = [r for r in rows if r['ok'] > 0 and math.isfinite(r['eps'])]
+  if not rows:
+    return ['**Headline:** no converged cells to decompose.', '']
+  out = ['**Where each source dominates** (the largest of R, U, D_optimization, D_bias per (m, n), '
+         'converged cells only):', '']
+  for m in sorted({r['m'] for r in rows}):
+    cells = [r for r in rows if r['m'] == m]
+    spans = []
+    for source in SOURCES:
+      ns = [r['n'] for r in cells if _dominant(r) == source]
+      if ns:
+        spans.append(f'{source} at n = {", ".join(map(str, ns))}')
+    out.append(f'- m = {m}: ' + '; '.join(spans) + '.')
+  out.append('')
+  past = [r for r in rows if r['R_source'] == 'certificate' and r['past_n_star']]
+  if past:
+    at_floor = [r for r in past if r['stationary'] == 0]
+    share = np.median([r['D_bias'] / r['eps'] for r in past if r['eps'] > 0])
+    out += [f'**Past n\\* (U < {decompose.ZERO:g}) at realizable widths** ({len(past)} (m, n) cells, '
+            f'{len(at_floor)} of them with every converged seed at the training-error floor): R = 0 by certificate, '
+            f'yet ε ranges from {min(r["eps"] for r in past):.2e} to {max(r["eps"] for r in past):.2e}; '
+            f'the median share of ε that is D_bias (test error of the interpolant, not optimization) is {share:.3f}.', '']
+  shares = []
+  for m in sorted({r['m'] for r in rows}):
+    ok, stationary = (sum(r[k] for r in rows if r['m'] == m) for k in ('ok', 'stationary'))
+    shares.append(f'm = {m}: {stationary} of {ok}')
+  out += ['**Converged cells at certified stationary points above the floor** (the rest reached the floor): '
+          + '; '.join(shares) + '. At realizable widths their training error is D_optimization; at the others '
+          'it includes R.', '']
+  return out
+
+
+def _ensemble_note(rows) -> list[str]:
+  """U_ens beside U: how many members interpolated, and how far apart the two are where both exist."""
+  by_n = {r['n']: r for r in rows}   # U, U_ens and the member counts depend on n only
+  total, interp = sum(r['ens_members'] for r in by_n.values()), sum(r['ens_interpolating'] for r in by_n.values())
+  if not total:
+    return []
+  both = [r for r in by_n.values() if math.isfinite(r['U_ens'])]
+  text = (f'**Ensemble estimator.** {interp} of {total} posterior-ensemble members interpolated their sample '
+          '(training error at the floor); the others stopped at stationary points above it and are dropped, so '
+          f'U_ens exists at {len(both)} of {len(by_n)} sample counts.')
+  zero = [r for r in both if not r['U'] > decompose.ZERO]
+  positive = [r for r in both if r['U'] > decompose.ZERO]
+  if zero:
+    top = max(r['U_ens'] for r in zero)
+    text += (f' Where U < {decompose.ZERO:g} (past n*), U_ens is at most {top:.2g}: '
+             + ('both are 0 to float precision.' if top <= decompose.ZERO else
+                'interpolating members still disagree off the sample, which the linearized U (exact for '
+                'linear-in-parameter teachers only) does not see.'))
+  if positive:
+    ratio = [r['U_ens'] / r['U'] for r in positive]
+    text += f' Where U > {decompose.ZERO:g}, U_ens / U ranges {min(ratio):.3g} to {max(ratio):.3g}.'
+  return [text, '']
+
+
 def _decomposition_section(rows) -> list[str]:
   if not rows:
     return ['No decomposition (no student cells).', '']
   n_star = rows[0]['n_star']
-  out = [f'Teacher identifiability threshold n* = {n_star} (rank of the whitened teacher Jacobian); '
-         f'U by the {rows[0]["U_source"].replace("_", " ")} estimator, U_ens by the ensemble estimator (c); '
-         'R = 0 where the embedding certificate applies, else the best online restart. '
-         'D = ε − R − U with a 95% interval.', '']
-  table = [[r['m'], r['n'], _fmt(r['eps']), _fmt(r['R']), _fmt(r['U']), _fmt(r['U_ens']),
-            f'{_fmt(r["D"])} [{_fmt(r["D_lo"])}, {_fmt(r["D_hi"])}]', f'{r["D_share"]:.3f}',
-            _fmt(r['optimization'])] for r in rows]
-  out += [_table(['m', 'n', 'ε', 'R', 'U', 'U_ens', 'D [95% CI]', 'D / ε', 'train error'], table), '']
-  past = [r for r in rows if r['R_source'] == 'certificate' and r['n'] >= n_star]
-  if past:
-    zero_u = sum(r['U'] < decompose.ZERO for r in past)
-    out += [f'**Past n\\* at realizable widths** ({len(past)} cells): R = 0 (certificate), U < '
-            f'{decompose.ZERO:g} in {zero_u} of them, yet ε ranges from {min(r["eps"] for r in past):.2e} to '
-            f'{max(r["eps"] for r in past):.2e}: the median share of the error that is learning deficiency is '
-            f'{np.median([r["D_share"] for r in past]):.3f}.', '']
+  past = [r['n'] for r in rows if r['past_n_star']]
+  out = [f'Teacher Jacobian rank n* = {n_star}; U < {decompose.ZERO:g} from n = {min(past) if past else "– (not in the grid)"}; '
+         f'U by the {rows[0]["U_source"].replace("_", " ")} estimator, U_ens by the ensemble estimator (c, members '
+         'that interpolate only); R = 0 where the embedding certificate applies, else the best online restart. '
+         'D = ε − R − U = D_optimization + D_bias with 95% intervals; only converged (ok) cells are averaged.', '']
+  out += _headline(rows)
+  out += _ensemble_note(rows)
+  ci = lambda r, k: f'{_fmt(r[k])} [{_fmt(r[k + "_lo"])}, {_fmt(r[k + "_hi"])}]'
+  table = [[r['m'], r['n'], _fmt(r['eps']), _fmt(r['R']), _fmt(r['U']), _fmt(r['U_ens']), ci(r, 'D'),
+            ci(r, 'D_optimization'), ci(r, 'D_bias')] for r in rows]
+  out += [_table(['m', 'n', 'ε', 'R', 'U', 'U_ens', 'D [95% CI]', 'D_optimization', 'D_bias'], table), '']
+  out += ['**Convergence per (m, n)** (cells: ok = at the floor or at a certified stationary point; '
+          'not converged and diverged cells are counted, never averaged):', '']
+  conv = [[r['m'], r['n'], r['ok'] - r['stationary'], r['stationary'], r['not_converged'], r['diverged']] for r in rows]
+  out += [_table(['m', 'n', 'ok at floor', 'ok stationary', 'not converged', 'diverged'], conv), '']
   return out
 
 

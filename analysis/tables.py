@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 ONLINE = float('inf')   # the n of the online column
+STATUSES = ('ok', 'not_converged', 'diverged')
 
 
 def _n(record) -> float:
@@ -23,27 +24,29 @@ def variants(records, kind='student') -> list[dict]:
 
 
 def grid(records, *, kind='student', variant=None, field='test_error') -> dict:
-  """{'ms': (M,), 'ns': (N,) (inf = online), 'seeds': (S,), 'values': (M, S, N), 'P': (M,),
-  'diverged': count}. Missing or diverged cells are NaN (diverged cells are never averaged in);
-  replicates are (seed, member) pairs."""
+  """{'ms': (M,), 'ns': (N,) (inf = online), 'replicates': (S,), 'values': (M, S, N), 'P': (M,),
+  'unconverged': values of the cells not 'ok' (M, S, N), 'counts': {status: (M, N) counts},
+  'diverged': count}. Only converged ('ok') cells have values: the others are NaN there, never
+  averaged in, and counted per (m, n); replicates are (seed, member) pairs."""
   key = None if variant is None else json.dumps(variant, sort_keys=True)
   recs = [r for r in records if r['kind'] == kind and (key is None or json.dumps(r['variant'], sort_keys=True) == key)]
   ms = sorted({r['m'] for r in recs})
   ns = sorted({_n(r) for r in recs})
   reps = sorted({(r['seed'], r['member']) for r in recs})
   values = np.full((len(ms), len(reps), len(ns)), np.nan)
+  unconverged = np.full_like(values, np.nan)
+  counts = {s: np.zeros((len(ms), len(ns)), int) for s in STATUSES}
   params = {}
-  diverged = 0
   for r in recs:
     params[r['m']] = r['P']
     v = r.get(field)
-    if r['status'] == 'diverged':
-      diverged += 1
-      continue
-    if v is not None:
-      values[ms.index(r['m']), reps.index((r['seed'], r['member'])), ns.index(_n(r))] = v
+    i, j = ms.index(r['m']), ns.index(_n(r))
+    counts[r['status']][i, j] += 1
+    if v is not None and r['status'] != 'diverged':
+      (values if r['status'] == 'ok' else unconverged)[i, reps.index((r['seed'], r['member'])), j] = v
   return {'ms': np.asarray(ms, float), 'ns': np.asarray(ns, float), 'replicates': reps, 'values': values,
-          'P': np.asarray([params[m] for m in ms], float), 'diverged': diverged}
+          'unconverged': unconverged, 'counts': counts, 'P': np.asarray([params[m] for m in ms], float),
+          'diverged': int(counts['diverged'].sum())}
 
 
 def mean_se(values_sn, axis=0):
@@ -57,3 +60,14 @@ def mean_se(values_sn, axis=0):
 
 def status_counts(records, kind='student') -> dict:
   return dict(collections.Counter(r['status'] for r in records if r['kind'] == kind))
+
+
+def stop_counts(records, stop: str, *, kind='student', variant=None) -> dict:
+  """{(m, n): number of 'ok' cells that stopped for `stop`} (n None: online)."""
+  key = None if variant is None else json.dumps(variant, sort_keys=True)
+  out = collections.Counter()
+  for r in records:
+    if r['kind'] == kind and r['status'] == 'ok' and r.get('stop') == stop and (
+        key is None or json.dumps(r['variant'], sort_keys=True) == key):
+      out[(r['m'], r['n'])] += 1
+  return dict(out)

@@ -125,8 +125,9 @@ def _cell_fields(out, rows_k, j, y_var, ensemble, second_order):
             'test_se': _num(out['test_se'][i, j]), 'learning_rate': float(out['learning_rate'][i, j]),
             'retries': int(out['retries'][i, j])}
   status, stop = out['status'][rows_k, j], out['stop'][rows_k, j]
-  # Sample-then-optimize needs members that interpolate S_n: with the second-order phase, those
-  # at the floor; the others are dropped and counted.
+  # The cell is the learner's when every member converged; sample-then-optimize needs members
+  # that interpolate S_n (with the second-order phase: at the floor), the others are dropped
+  # from the variance and counted.
   ok = (stop == 'tolerance') if second_order else (status != 'diverged')
   mean_ok = lambda key: _num(np.mean(out[key][rows_k, j][ok])) if ok.any() else None
   return {
@@ -137,8 +138,7 @@ def _cell_fields(out, rows_k, j, y_var, ensemble, second_order):
       'steps': int(out['steps'][rows_k, j].max()), 'second_order_steps': int(out['second_order_steps'][rows_k, j].max()),
       'grad_norm': _num(np.max(out['grad_norm'][rows_k, j])),
       'stop': ','.join(sorted(set(str(v) for v in stop))),
-      'status': ('diverged' if (status != 'diverged').sum() < 2 else 'not_converged' if ok.sum() < 2
-                 else 'ok' if all(status[ok] == 'ok') else 'not_converged'),
+      'status': ('diverged' if (status != 'diverged').sum() < 2 else 'ok' if all(status == 'ok') else 'not_converged'),
       'train_error': mean_ok('train_error'), 'test_error': mean_ok('test_error'), 'test_se': mean_ok('test_se'),
       'learning_rate': float(np.min(out['learning_rate'][rows_k, j])),
       'retries': int(np.max(out['retries'][rows_k, j]))}

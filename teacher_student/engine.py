@@ -167,8 +167,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
           is_online = flag if has_online else False   # traced only with an online column to draw
           def one(replicate):   # the replicate's parameters, pool and key
             p, x_nd, y_nk, key = replicate
-            return second_order.train_to_floor(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b,
-                                               blocks=plan.blocks)
+            return loop.train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b,
+                                  blocks=plan.blocks)
           return jax.lax.map(one, (params_s, x_blocks, y_blocks, batch_key), batch_size=b)
         flags = np.asarray([ns[i] is None for i in lp.columns])
         parts.append(jax.lax.map(at_n, (ns_n[columns], flags)))   # (n, replicate, ...)
@@ -182,8 +182,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       def one(r_n, is_online=lp.mode == Mode.ONLINE, flat_b=flat_b, size=size):
         r, n = r_n
         p = jax.tree.map(lambda a: a[r], params_s)
-        return second_order.train_to_floor(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var,
-                                           is_online, flat_params=flat_b)
+        return loop.train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
+                              flat_params=flat_b)
       out = jax.lax.map(one, (r_all, n_all), batch_size=b)
       parts.append(jax.tree.map(lambda o: jnp.swapaxes(o.reshape(replicates, k, *o.shape[1:]), 0, 1), out))
     # Every result (n, replicate, ...), n in the order of ns (`run` turns them around on the host).
@@ -199,6 +199,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
     return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
+  refines = second_order.applies(student, train)
+  refinement = second_order.grid_refinement(student, train, ns)
+
   if len(devices) > 1:
     rep, rows = sharding.REPLICATED, sharding.BY_REPLICATE
     # check_vma=False: the loops' scalar carries start replicated and become per-device.
@@ -206,6 +209,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
                                      check_vma=False)
     evaluation = sharding.shard_program(evaluation, devices, (rep, sharding.BY_N_REPLICATE, rows) + (rep,) * 6,
                                         sharding.BY_N_REPLICATE)
+    refinement = sharding.shard_program(refinement, devices, (rep, sharding.BY_N_REPLICATE, rows, rows, rep, rep, rep),
+                                        sharding.BY_N_REPLICATE, check_vma=False)
     init_kd_s, batch_kd_s, widths_s, pool_s = sharding.place_by_replicate(devices, init_kd_s, batch_kd_s, widths_s,
                                                                           pool_s)
   narrow = any(w != student.spec.width for w in grid.widths)
@@ -214,6 +219,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   platform = devices[0].platform
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compilation.options('training', platform))
+  if refines:
+    refine_args = (student.teacher, compiled.out_info, batch_kd_s, pool_s, x_pool_u, y_pool_u, grid.y_var)
+    compiled_refine = jax.jit(refinement).lower(*refine_args).compile(compilation.options('training', platform))
   eval_args = (student.teacher, compiled.out_info.params, pool_s, x_pool_u, y_pool_u, ns_n, grid.x_test, grid.y_test,
                grid.y_var)
   compiled_eval = jax.jit(evaluation).lower(*eval_args).compile(compilation.options('evaluation', platform))
@@ -222,13 +230,16 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   def run() -> dict:
     t1 = time.perf_counter()
     trained = compiled(*args)
+    trained = compiled_refine(student.teacher, trained, *refine_args[2:]) if refines else trained
     evaluated = compiled_eval(student.teacher, trained.params, *eval_args[2:])
     trained, evaluated = jax.block_until_ready((trained._replace(params=None), evaluated))
     run_s = time.perf_counter() - t1
     by_replicate = lambda a: None if a is None else np.swapaxes(np.asarray(a), 0, 1)[:len(seeds)]   # (S, N, ...)
-    out = results(second_order.Converged(*(by_replicate(a) for a in trained)),
+    trained = type(trained)(*(by_replicate(a) for a in trained))
+    out = results(trained if refines else second_order.skipped(trained, train.jnp_dtype),
                   evaluation_lib.Evaluation(*(by_replicate(a) for a in evaluated)), compile_s, run_s)
-    known = [m for m in (_memory(compiled), _memory(compiled_eval)) if m is not None]
+    programs = (compiled, compiled_eval) + ((compiled_refine,) if refines else ())
+    known = [m for m in map(_memory, programs) if m is not None]
     out['memory_bytes'] = max(known, default=None)   # the programs run one after the other
     return out
 

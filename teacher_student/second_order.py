@@ -6,12 +6,15 @@ each step solves (JᵀJ + λI) δ = −Jᵀr on the normal matrix (P × P, so fo
 `train.second_order_max_params` parameters), accepts δ if L decreases (λ shrinks) and otherwise
 retries with a larger λ. It stops on
   'tolerance'   L <= train.floor (the interpolating learner, at float precision);
-  'stationary'  a certified stationary point: ‖∇L‖ <= train.stationary_tol and no step decreases L
-                any further (λ has grown past any useful step, or steps lower L by < 1e-12 relative);
+  'stationary'  a certified stationary point: no step decreases L any further, either with
+                ‖∇L‖ <= train.stationary_tol (steps lower L by < STALL_RTOL relative), or at any
+                damping up to LAMBDA_MAX and along none of 2P random directions of relative
+                length 1e-3, 1e-4, ..., 1e-7 (a local minimum where L is not differentiable, as
+                on a ReLU kink; ‖∇L‖ is recorded);
   'budget'      `train.second_order_steps` steps without either (not converged).
-A hand-written step rather than optimistix's LevenbergMarquardt: this one stops on the two
-certificates above, and handles the over-parameterized students (P > n) whose normal matrix is
-singular (λ > 0 keeps the solve well posed).
+Hand-written rather than optimistix's LevenbergMarquardt, which made no progress on an
+over-parameterized student (P > n: a singular normal matrix, which λ > 0 keeps solvable here) and
+has no stationarity certificate to stop on.
 """
 
 from typing import Any, NamedTuple
@@ -19,15 +22,42 @@ from typing import Any, NamedTuple
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
+import numpy as np
 
 from teacher_student import inputs as inputs_lib
 from teacher_student import loop
 from teacher_student.train_spec import TrainSpec
 
-LAMBDA_MAX = 1e20     # λ beyond this (relative to the normal matrix's scale): no useful step is left
+LAMBDA_MAX = 1e12     # λ beyond this (relative to the normal matrix's largest entry): steps vanish
+LAMBDA_MIN = 1e-10    # and no smaller: the damped normal matrix stays well conditioned for the solve
 STALL_RTOL = 1e-12    # an accepted step lowering L by less than this, relatively, counts as no decrease
 ONLINE_POINTS = 2048  # fresh samples the online column is refined on (a fixed sample, n = ∞'s proxy)
 ONLINE_STREAM = (1 << 31) - 1   # their key: beyond any first-order step's fold_in
+PROBES = 2            # random directions per parameter tried where LM finds no descent
+PROBE_RADII = (1e-3, 1e-7)   # their first and smallest length, relative to ‖θ‖ (at least 1)
+PROBE_SEED = 17
+
+
+def spd_solve(a_pp: jax.Array, b_p: jax.Array) -> jax.Array:
+  """x = a⁻¹ b for a symmetric positive definite a (P × P), by Cholesky and two substitutions
+  written as XLA loops: LAPACK custom calls inside the per-device while-loops of a sharded
+  program deadlocked XLA:CPU's thread pool. A matrix that is not positive definite gives NaN."""
+  size = a_pp.shape[0]
+  idx = jnp.arange(size)
+
+  def column(j, low):   # column j of the factor, from the columns before it
+    col = a_pp[:, j] - low @ low[j]
+    return low.at[:, j].set(jnp.where(idx >= j, col / jnp.sqrt(col[j]), 0.0))
+  low = jax.lax.fori_loop(0, size, column, jnp.zeros_like(a_pp))
+
+  def forward(i, y):    # low y = b
+    return y.at[i].set((b_p[i] - low[i] @ y) / low[i, i])
+  y = jax.lax.fori_loop(0, size, forward, jnp.zeros_like(b_p))
+
+  def backward(k, x):   # lowᵀ x = y, from the last row up
+    i = size - 1 - k
+    return x.at[i].set((y[i] - low[:, i] @ x) / low[i, i])
+  return jax.lax.fori_loop(0, size, backward, jnp.zeros_like(b_p))
 
 
 class Refined(NamedTuple):
@@ -83,38 +113,62 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     jac = jax.jacfwd(residuals)(theta)    # (N, P): P forward passes, P small here
     return r, jac.T @ jac, jac.T @ r
 
-  def step(carry):
-    theta, r, normal, grad, lam, t, reason, stalled = carry
+  def lm_step(carry):
+    theta, r, normal, grad, lam, t, reason, stalled, radius = carry
     loss = jnp.sum(r**2)
     eye = jnp.eye(theta.shape[0], dtype=dtype)
     scale = jnp.maximum(jnp.max(jnp.diag(normal)), jnp.finfo(dtype).tiny)
-    delta = jnp.linalg.solve(normal + lam * scale * eye, -grad)
+    delta = spd_solve(normal + lam * scale * eye, -grad)
     candidate = theta + delta
     r_new = residuals(candidate)
     loss_new = jnp.sum(r_new**2)
     better = jnp.isfinite(loss_new) & (loss_new < loss)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
     normal, grad = jax.lax.cond(better, lambda: linearize(theta)[1:], lambda: (normal, grad))
-    stalled = ~better | (loss - loss_new < STALL_RTOL * loss)
-    lam = jnp.where(better, jnp.maximum(lam / 3, 1e-15), lam * 4)
-    return theta, r, normal, grad, lam, t + 1, reason, stalled
+    stalled = better & (loss - loss_new < STALL_RTOL * loss)
+    lam = jnp.where(better, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
+    return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
+
+  def probe_step(carry):
+    """No LM step helps at any damping: try PROBES·P random directions of length radius·‖θ‖ (a
+    kink of a ReLU student can hide descent from the linearization). The best one that lowers L
+    restarts LM there; if none does, the radius shrinks tenfold, down to PROBE_RADII[1]."""
+    theta, r, normal, grad, lam, t, reason, stalled, radius = carry
+    loss = jnp.sum(r**2)
+    key = jax.random.fold_in(jax.random.key(PROBE_SEED), t)
+    # Only the student's own parameters: inert padding units (exactly 0, with zero Jacobian
+    # columns) stay 0, so a narrow student stays the width it is.
+    d = jax.random.normal(key, (PROBES * theta.shape[0], theta.shape[0]), dtype) * active
+    d = d / jnp.linalg.norm(d, axis=1, keepdims=True) * radius * jnp.maximum(jnp.linalg.norm(theta), 1.0)
+    losses = jax.vmap(lambda di: jnp.sum(residuals(theta + di) ** 2))(d)
+    best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
+    better = losses[best] < loss
+    theta = jnp.where(better, theta + d[best], theta)
+    r, normal, grad = jax.lax.cond(better, lambda: linearize(theta), lambda: (r, normal, grad))
+    lam = jnp.where(better, jnp.asarray(1e-3, dtype), lam)
+    radius = jnp.where(better, jnp.minimum(radius * 10, PROBE_RADII[0]), radius / 10)
+    return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
 
   def decide(carry):
-    theta, r, normal, grad, lam, t, reason, stalled = carry
+    theta, r, normal, grad, lam, t, reason, stalled, radius = carry
     loss = jnp.sum(r**2)
     gnorm = 2 * jnp.linalg.norm(grad)
     reason = jnp.where((reason == loop.RUNNING) & (loss <= train.floor), loop.TOLERANCE, reason)
-    no_decrease = stalled | (lam > LAMBDA_MAX)
-    reason = jnp.where((reason == loop.RUNNING) & no_decrease & (gnorm <= train.stationary_tol), loop.STATIONARY, reason)
-    reason = jnp.where((reason == loop.RUNNING) & ((t >= train.second_order_steps) | (lam > LAMBDA_MAX)),
-                       loop.BUDGET, reason)
-    return theta, r, normal, grad, lam, t, reason, stalled
+    certified = (stalled & (gnorm <= train.stationary_tol)) | (radius < PROBE_RADII[1])
+    reason = jnp.where((reason == loop.RUNNING) & certified, loop.STATIONARY, reason)
+    reason = jnp.where((reason == loop.RUNNING) & (t >= train.second_order_steps), loop.BUDGET, reason)
+    return theta, r, normal, grad, lam, t, reason, stalled, radius
+
+  def step(carry):
+    return decide(jax.lax.cond(carry[4] > LAMBDA_MAX, probe_step, lm_step, carry))
 
   r0, normal0, grad0 = linearize(theta0)
+  active = (theta0 != 0) | (jnp.diag(normal0) > 0)
   start = jnp.int32(loop.RUNNING) if start is None else jnp.asarray(start, jnp.int32)
-  carry = decide((theta0, r0, normal0, grad0, jnp.asarray(1e-3, dtype), jnp.int32(0), start, jnp.asarray(False)))
-  carry = jax.lax.while_loop(lambda c: c[6] == loop.RUNNING, lambda c: decide(step(c)), carry)
-  theta, r, _, grad, _, t, reason, _ = carry
+  carry = decide((theta0, r0, normal0, grad0, jnp.asarray(1e-3, dtype), jnp.int32(0), start, jnp.asarray(False),
+                  jnp.asarray(PROBE_RADII[0], dtype)))
+  carry = jax.lax.while_loop(lambda c: c[6] == loop.RUNNING, step, carry)
+  theta, r, _, grad, _, t, reason, _, _ = carry
   return Refined(unravel(theta), t, reason, jnp.sum(r**2), 2 * jnp.linalg.norm(grad))
 
 
@@ -139,3 +193,45 @@ def train_to_floor(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, 
   second = refine(student, train, first.params, x_nd, y_nk, n, y_var, batch_key, online,
                   start=jnp.where(first.reason == loop.DIVERGED, loop.DIVERGED, loop.RUNNING))
   return Converged(second.params, first.steps, second.reason, second.steps, second.grad_norm)
+
+
+SMALL_ROWS = 128   # n's up to this are refined together, on the pool's first SMALL_ROWS rows
+
+
+def grid_refinement(student, train: TrainSpec, ns) -> Any:
+  """The grid program's second phase, a program of its own: fn(teacher, trained, batch_kd_s,
+  pool_s, x_pool_u, y_pool_u, y_var) -> Converged, every array (n, replicate, ...) in the order
+  of ns (None: online). Each n's residuals span only its own rows: the n's up to SMALL_ROWS in
+  one loop (n traced, rows beyond n weigh 0), each larger n and the online column in a loop of
+  its own."""
+  small = [j for j, n in enumerate(ns) if n is not None and n <= SMALL_ROWS]
+  groups = ([(tuple(small), SMALL_ROWS, False)] if small else []) + [
+      ((j,), n or 1, n is None) for j, n in enumerate(ns) if n is None or n > SMALL_ROWS]
+  restore = np.argsort(np.concatenate([cols for cols, _, _ in groups]))
+  n_col = np.asarray([0 if n is None else n for n in ns], np.int32)
+
+  def fn(teacher, trained, batch_kd_s, pool_s, x_pool_u, y_pool_u, y_var):
+    st = student.replace(teacher=teacher)
+    x_pool, y_pool = x_pool_u[pool_s], y_pool_u[pool_s]   # (S, n_max, D), (S, n_max, k)
+    batch_key = jax.random.wrap_key_data(batch_kd_s)
+    parts = []
+    for cols, rows, online in groups:
+      idx = np.asarray(cols)
+      def at_n(column, rows=rows, online=online):
+        params_s, reason_s, n = column
+        start_s = jnp.where(reason_s == loop.DIVERGED, loop.DIVERGED, loop.RUNNING)
+        # One student after another, not vmapped: each stops after its own steps (most within
+        # tens) instead of all waiting for the slowest of the batch.
+        one = lambda a: refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4])
+        return jax.lax.map(one, (params_s, x_pool[:, :rows], y_pool[:, :rows], batch_key, start_s))
+      sub = jax.tree.map(lambda a: a[idx], (trained.params, trained.reason))
+      parts.append(jax.lax.map(at_n, (*sub, jnp.asarray(n_col[idx]))))
+    done = jax.tree.map(lambda *a: jnp.concatenate(a)[restore], *parts)
+    return Converged(done.params, trained.steps, done.reason, done.steps, done.grad_norm)
+  return fn
+
+
+def skipped(trained: loop.Trained, dtype) -> Converged:
+  """A first phase's result as a Converged one, where the second phase does not apply."""
+  return Converged(trained.params, trained.steps, trained.reason, np.zeros_like(trained.steps),
+                   np.full(np.shape(trained.steps), np.nan, dtype))

@@ -55,7 +55,7 @@ class TrainSpec:
   noise_std: float = 0.0
   dtype: str = 'float32'
   second_order: bool = False
-  second_order_steps: int = 100
+  second_order_steps: int = 500
   second_order_max_params: int = 4096
   floor: float = 1e-20
   stationary_tol: float = 1e-8

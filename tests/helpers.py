@@ -58,12 +58,17 @@ def by_cell(records):
 
 
 def assert_same_cells(a, b, dtype):
+  """The same cells, stopped alike, with the same errors where the learner converged. A cell
+  that ran out of budget is compared by status only: its error is wherever the budget left a
+  trajectory (a ReLU student crawling along kinks), which reduction order can move."""
   a, b = by_cell(a), by_cell(b)
   assert a.keys() == b.keys()
   rtol, atol = REORDER_TOL[dtype]
   for k in a:
     assert a[k]['steps'] == b[k]['steps'] and a[k]['status'] == b[k]['status'], k
-    np.testing.assert_allclose(a[k]['test_error'], b[k]['test_error'], rtol=rtol, atol=atol, err_msg=str(k))
+    if a[k]['status'] == 'ok':
+      np.testing.assert_allclose(a[k]['test_error'], b[k]['test_error'], rtol=rtol, atol=atol, err_msg=str(k))
+  assert sum(r['status'] == 'ok' for r in a.values()) >= len(a) // 3   # a third of the cells at least are compared
 
 
 def teacher_and_test_set(dtype, teacher_spec=RELU_TEACHER, ins=GAUSS4, n_test=2048):

@@ -26,20 +26,24 @@ def test_decompose_writes_the_table(workdir):
   assert len(rows) == 4                                          # widths 2, 4 × n = 8, 32
   assert set(decompose.COLUMNS) <= rows[0].keys()
   for r in rows:
+    assert int(r['ok']) + int(r['not_converged']) + int(r['diverged']) == 2   # both seeds counted
+    n_star = int(r['n_star'])
+    assert 0 < n_star <= 21                                      # P of the width-4 teacher
+    if int(r['ok']) == 0:                                        # nothing converged: nothing averaged
+      assert r['eps'] == 'nan' and r['D'] == 'nan'
+      continue
     eps, big_r, u, d = (float(r[k]) for k in ('eps', 'R', 'U', 'D'))
     assert d == pytest.approx(eps - big_r - u, rel=1e-12, abs=1e-15)
     assert float(r['D_lo']) <= d <= float(r['D_hi'])
-    n_star = int(r['n_star'])
-    assert 0 < n_star <= 21                                      # P of the width-4 teacher
+    assert float(r['D_optimization']) + float(r['D_bias']) == pytest.approx(d, rel=1e-9, abs=1e-15)
     if int(r['m']) >= 4:
       assert r['R_source'] == 'certificate' and big_r == 0.0
     else:
       assert r['R_source'] == 'online' and big_r > 0
-    if int(r['n']) >= n_star:
-      assert u < 1e-10
-    else:
+    assert (r['past_n_star'] == 'True') == (u < 1e-10)
+    if int(r['n']) < n_star:
       assert u > 1e-6
-    assert float(r['U_ens']) > 0                                 # estimator (c) was run
+    assert int(r['ens_members']) == 2 * 3                        # estimator (c) was run: 2 seeds × 3 members
   assert 'n* =' in out.stdout
 
 
@@ -48,4 +52,5 @@ def test_ensemble_cells_hold_the_members(workdir):
   assert len(ens) == 2 * 2                                       # 2 seeds × 2 n
   for r in ens:
     assert r['members'] == 3 and len(r['member_test_errors']) == 3 and r['m'] == 4
-    assert r['ensemble_variance'] > 0
+    assert r['members_ok'] + r['members_dropped'] == 3           # interpolating members, and the dropped
+    assert (r['ensemble_variance'] is not None and r['ensemble_variance'] > 0) == (r['members_ok'] >= 2)

@@ -138,3 +138,16 @@ def test_nyquist_learner_is_exact_at_n_equals_b(x64):
   # Below B the minimum-norm fit is the posterior mean: its error averages to U (64 draws).
   u = np.asarray(uncertainty.closed_form(t, x_pool, x_test, ns, y_var))
   np.testing.assert_allclose(e[:4], u[:4], rtol=0.10)
+
+
+@pytest.mark.parametrize('activation,expected', [('relu', lambda p, w: p - w), ('tanh', lambda p, w: p)])
+def test_whitened_jacobian_rank_is_the_hand_derived_count(activation, expected, x64):
+  """One hidden layer of width w on D = 4 (P = 6w + 1 with biases): ReLU's positive rescaling
+  (a unit's incoming weights and bias × c, its outgoing weight / c) leaves one direction per
+  unit unidentifiable, so rank P − w; tanh has no continuous symmetry: rank P."""
+  for width in (3, 5):
+    spec = teachers.TeacherSpec('mlp', depth=1, width=width, activation=activation, bias_scale=0.3, seed=2)
+    t = teachers.make_teacher(spec, inputs.InputSpec('gaussian', 4), x64)
+    x, _ = data.test_set(t, 2048, seed=1, dtype=x64)
+    p = 4 * width + width + width + 1
+    assert uncertainty.identifiability_threshold(t, x) == expected(p, width)

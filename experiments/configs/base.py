@@ -30,9 +30,11 @@ def get_config() -> ml_collections.ConfigDict:
       test_seed=1 << 20, max_n=1 << 20, noise_std=0.0))
   c.seeds = 6
   c.train = ml_collections.ConfigDict(dict(
-      optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=16000,
+      optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=4000,
       batch_size=0, tol=1e-9, plateau_rtol=0.0, patience=4, check_every=500, online_batch=256,
-      dtype='float32', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1))
+      dtype='float64', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1,
+      second_order=True, second_order_steps=500, second_order_max_params=4096, floor=1e-20,
+      stationary_tol=1e-8))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
   c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=4))
   c.nyquist = ml_collections.ConfigDict(dict(cutoff=4, dim=2, widths=(8, 32)))
@@ -48,7 +50,7 @@ def thesis() -> ml_collections.ConfigDict:
   c.students.widths = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
   c.data.ns = tuple(2**k for k in range(4, 18))
   c.seeds = 8
-  c.train.update(steps=50_000, check_every=1000, tol=1e-10)
+  c.train.update(steps=20_000, check_every=1000, tol=1e-10)
   c.decomposition.ensemble_members = 8
   c.nyquist.update(cutoff=8, widths=(16, 64, 256, 1024))
   return c

@@ -1,0 +1,76 @@
+"""teacher_student.second_order: the Levenberg–Marquardt phase reaches the floor on realizable
+students, certifies stationary points on under-parameterized ones, and takes online students to
+R = 0."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import teacher_and_test_set
+from teacher_student import data, engine, second_order, students, teachers
+from teacher_student.train_spec import TrainSpec
+
+TANH_TEACHER = teachers.TeacherSpec('mlp', depth=1, width=4, activation='tanh', gain=1.4, bias_scale=0.3, seed=1)
+# Adam first (cosine schedule), then LM: the quick preset's recipe at a smaller budget.
+TRAIN = TrainSpec(steps=2000, check_every=500, schedule='cosine', tol=1e-20, dtype='float64', second_order=True)
+
+
+@pytest.fixture(scope='module')
+def relu_teacher():
+  with jax.enable_x64(True):
+    yield teacher_and_test_set('float64', n_test=4096)
+
+
+def test_realizable_students_reach_the_float64_floor(relu_teacher):
+  """Width 8 >= the teacher's 4, n = 256 > P = 49: every seed interpolates to <= 1e-20."""
+  t, x, y = relu_teacher
+  with jax.enable_x64(True):
+    r = engine.train_grid(students.make_student(students.StudentSpec(width=8), t), TRAIN, seeds=[0, 1, 2], ns=[256],
+                          x_test=x, y_test=y)
+  assert np.all(r['stop'] == 'tolerance') and np.all(r['status'] == 'ok'), r['stop']
+  assert np.all(r['train_error'] <= 1e-20) and np.all(r['second_order_steps'] > 0)
+
+
+def test_under_parameterized_students_stop_at_certified_local_minima():
+  """Width 2 cannot fit a width-4 tanh teacher: the phase stops 'stationary' far above the floor,
+  and no random perturbation of the parameters (relative size 1e-7) lowers the training error."""
+  with jax.enable_x64(True):
+    t, x, y = teacher_and_test_set('float64', TANH_TEACHER, n_test=4096)
+    st = students.make_student(students.StudentSpec(width=2), t)
+    x_pool, y_pool = data.train_pool(t, 0, 256, 0.0, jnp.float64)
+    params = st.init(data.member_keys(0, 0)[0], jnp.float64)
+    got = second_order.train_to_floor(st, TRAIN, params, x_pool, y_pool, 256, data.member_keys(0, 0)[1], jnp.var(y))
+    assert int(got.reason) == second_order.loop.STATIONARY
+    residuals, theta, _ = second_order.residual_fn(st, TRAIN, got.params, x_pool, y_pool, 256, jnp.var(y), None, False)
+    loss = float(jnp.sum(residuals(theta) ** 2))
+    assert loss > 1e-3
+    noise = jax.random.normal(jax.random.key(5), (200, theta.size), jnp.float64) * 1e-7 * jnp.linalg.norm(theta)
+    perturbed = jax.vmap(lambda d: jnp.sum(residuals(theta + d) ** 2))(noise)
+    assert float(jnp.min(perturbed)) >= loss * (1 - 1e-12)
+
+
+def test_online_students_at_realizable_widths_reach_r_zero(relu_teacher):
+  """n = ∞ (fresh samples, then a fixed sample of 2048 for the second phase): test error <= 1e-6."""
+  t, x, y = relu_teacher
+  with jax.enable_x64(True):
+    r = engine.train_grid(students.make_student(students.StudentSpec(width=8), t), TRAIN, seeds=[0, 1], ns=None,
+                          x_test=x, y_test=y)
+  assert np.all(r['status'] == 'ok') and np.all(r['test_error'] <= 1e-6), r['test_error']
+
+
+def test_the_phase_is_skipped_for_students_beyond_its_size(relu_teacher):
+  t, _, _ = relu_teacher
+  st = students.make_student(students.StudentSpec(width=8), t)
+  assert second_order.applies(st, TRAIN)
+  assert not second_order.applies(st, TrainSpec(second_order=True, second_order_max_params=48))
+  assert not second_order.applies(st, TrainSpec())
+
+
+def test_spd_solve_matches_the_closed_form(x64):
+  """The loop-written Cholesky solve against a system with a known solution (float64: 1e-10)."""
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(60, 40))
+  spd = a.T @ a + 1e-3 * np.eye(40)
+  x_true = rng.normal(size=40)
+  np.testing.assert_allclose(jax.jit(second_order.spd_solve)(spd, spd @ x_true), x_true, rtol=1e-10, atol=1e-10)
