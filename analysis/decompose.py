@@ -46,7 +46,7 @@ from teacher_student import data, evaluation, students, teachers
 
 
 COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
-           'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
+           'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'ens_not_converged', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
            'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'ok', 'not_converged',
            'diverged', 'stationary', 'n_star', 'past_n_star', 'nyquist')
 ZERO = 1e-10   # U below this (float64) counts as 0: 'past n*'
@@ -143,7 +143,9 @@ def decompose_variant(records, variant, config) -> list[dict]:
           'R': r, 'R_source': 'certificate' if certified else 'online', 'R_online': r_online,
           'R_online_se': r_online_se, 'U': u, 'U_source': tq['U_source'], 'U_se': u_se,
           'U_ens': u_ens, 'U_ens_se': u_ens_se, 'ens_members': members(n, 'members'),
-          'ens_interpolating': members(n, 'members_ok'), 'D': d, 'D_lo': d - d_half, 'D_hi': d + d_half,
+          'ens_interpolating': members(n, 'members_ok'),
+          'ens_not_converged': sum(r.get('member_status', []).count('not_converged') for r in ens_records if r['n'] == n),
+          'D': d, 'D_lo': d - d_half, 'D_hi': d + d_half,
           'D_share': d / float(eps_mean) if eps_mean > 0 else float('nan'),
           'D_optimization': d_opt, 'D_optimization_lo': d_opt - _interval(np.nan_to_num(d_opt_se), int(count)),
           'D_optimization_hi': d_opt + _interval(np.nan_to_num(d_opt_se), int(count)),

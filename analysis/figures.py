@@ -79,7 +79,7 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
     x, y, se = (np.asarray(c[k], float) for k in ('x', 'mean', 'se'))
     ok = np.isfinite(y) & (y > 0)
     law = powerlaw.PowerLaw(**c['fit'], rmse_log=c['rmse_log'], success=c['success'])
-    label = f'm={m}' + (f'  α={law.alpha:.2f}' if c['success'] else '')
+    label = f'm={m}' + (f'  α={law.alpha:.2f}' if c.get('gof', {}).get('fits') else '')   # quoted where it fits
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='o', ms=4, color=color,
                 capsize=2, label=label)
     stuck = np.asarray(c.get('unconverged_mean', [np.nan] * len(x)), float)
@@ -108,7 +108,8 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
   png, path = _save(fig, out_dir, 'fig1_learning_curves', rows,
                     ['m', 'P', 'n', 'eps_mean', 'eps_se', 'fit_a', 'fit_alpha', 'fit_c', 'fit_value'])
   return png, path, ('ε vs n on log–log axes, one colour per width m (mean ± standard error over the converged '
-                     'seeds), with the fitted power law with offset per width; hollow circles: the mean of seeds whose '
+                     'seeds), with the fitted power law with offset per width (α in the legend only where the fit '
+                     'passes its goodness-of-fit test); hollow circles: the mean of seeds whose '
                      'learner did not converge (not fitted); dotted lines are the online (n = ∞) errors.')
 
 
@@ -129,7 +130,7 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
     law = powerlaw.PowerLaw(c['fit']['a'], c['fit']['alpha'], c['fit']['c'], c['rmse_log'], c['success'])
     name = 'online (n=∞)' if k == 'online' else f'n={k}'
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='s' if k == 'online' else 'o',
-                ms=4, color=colors[k], capsize=2, label=name + (f'  β={law.alpha:.2f}' if c['success'] else ''))
+                ms=4, color=colors[k], capsize=2, label=name + (f'  β={law.alpha:.2f}' if c.get('gof', {}).get('fits') else ''))
     if c['success'] and ok.sum() > 1:
       xd = _dense(x[ok])
       ax.plot(xd, np.maximum(law(xd), FLOOR), '-', color=colors[k], lw=1.2, alpha=0.8)
@@ -302,6 +303,12 @@ def nyquist(companion, out_dir):
   ax.text(companion['B'], 1e-9, f'n = B = {companion["B"]} ', fontsize=9, color='gray', ha='right')
   ax.legend(loc='center right', fontsize=7.5)
   png, path = _save(fig, out_dir, 'fig6_nyquist', rows, ['learner', 'n', 'eps', 'eps_se'])
+  ns_exact = [int(n) for n in companion['ns_exact']]
+  at_b = companion['nyquist'][ns_exact.index(companion['B'])] if companion['B'] in ns_exact else float('nan')
+  past_b = [mean[j] for mean, _ in companion['students'].values() for j, n in enumerate(companion['ns'])
+            if n >= companion['B'] and _finite(mean[j])]
+  students = (f'trained MLP students (converged seeds) keep errors from {min(past_b):.2g} to {max(past_b):.2g} at '
+              'n >= B' if past_b else 'no trained MLP student converged at n >= B')
   return png, path, (f'On a band-limited teacher with B = {companion["B"]} basis functions, the learner that '
-                     'knows the basis reaches 0 (to float64 precision; drawn at the 1e-12 floor) at n = B, '
-                     'while trained MLP students keep a power-law error.')
+                     f'knows the basis has error {at_b:.2g} at n = B (drawn at the {FLOOR:g} floor when below it); '
+                     f'{students}.')

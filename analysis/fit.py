@@ -24,8 +24,8 @@ def _curve(x, y_sx, n_boot):
   b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot)
   mean, se, count = tables.mean_se(y_sx)
   return {'fit': b['fit'].params(), 'interval': b['interval'], 'rmse_log': b['fit'].rmse_log,
-          'success': b['fit'].success, 'x': x.tolist(), 'mean': mean.tolist(), 'se': se.tolist(),
-          'seeds': count.tolist()}
+          'success': b['fit'].success, 'gof': powerlaw.goodness_of_fit(b['fit'], x, mean, se, count),
+          'x': x.tolist(), 'mean': mean.tolist(), 'se': se.tolist(), 'seeds': count.tolist()}
 
 
 def joint_cells(g):

@@ -102,30 +102,43 @@ def _table(header, rows):
   return '\n'.join(out)
 
 
+def _verdict(c) -> str:
+  """A fitted curve's goodness-of-fit verdict against the seeds' scatter (powerlaw.goodness_of_fit)."""
+  g = c['gof']
+  if g['fits'] is None:
+    return 'undetermined (too few points with a seed scatter)' if c['success'] else 'fit failed'
+  return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 2)})'
+
+
+def _exponent(c) -> str:
+  """The exponent with its interval, quoted only for a curve that fits."""
+  if not c['gof']['fits']:
+    return '– (not quoted)'
+  lo_hi = c['interval'].get('alpha')
+  return _fmt(c['fit']['alpha']) + (f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else '')
+
+
 def _fit_tables(fv) -> list[str]:
-  out = ['**Learning curves** ε(n) = a n^(−α) + c (95% intervals: bootstrap over seeds, t-corrected) '
-         'and their regions (Hestness et al. 2017: small-data below n_small, irreducible from n_irreducible):', '']
+  out = ['**Learning curves** ε(n) = a n^(−α) + c (95% intervals: bootstrap over seeds, t-corrected; '
+         'verdict: χ² of the log residuals against the seeds\' standard errors, fits at p > 0.05; exponents '
+         'and Hestness regions (small-data below n_small, irreducible from n_irreducible) only where it fits, and only boundaries inside the measured range):', '']
   rows = []
   for m, c in fv['learning_curves'].items():
-    lo_hi = c['interval'].get('alpha')
-    r = c['regions']
-    rows.append([m, f'{c["P"]:.0f}', _fmt(c['fit']['alpha']) + (f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else ''),
-                 _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log']), _fmt(r['n_small']),
-                 _fmt(r['n_irreducible']), len(r['power_law'])])
-  out += [_table(['m', 'P(m)', 'α [95% CI]', 'a', 'c', 'rms log residual', 'n_small', 'n_irreducible',
-                  'points in power-law region'], rows), '']
-  out += ['**Width curves** ε(m) = b m^(−β) + c:', '']
-  rows = []
-  for n, c in fv['width_curves'].items():
-    lo_hi = c['interval'].get('alpha')
-    rows.append([n, _fmt(c['fit']['alpha']) + (f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else ''),
-                 _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log'])])
-  out += [_table(['n', 'β [95% CI]', 'b', 'c', 'rms log residual'], rows), '']
+    inside = lambda v: _fmt(v) if c['gof']['fits'] and v is not None and min(c['x']) <= v <= max(c['x']) else '–'
+    rows.append([m, f'{c["P"]:.0f}', _verdict(c), _exponent(c), _fmt(c['fit']['a']), _fmt(c['fit']['c']),
+                 _fmt(c['rmse_log']), inside(c['regions']['n_small']), inside(c['regions']['n_irreducible'])])
+  out += [_table(['m', 'P(m)', 'verdict', 'α [95% CI]', 'a', 'c', 'rms log residual', 'n_small', 'n_irreducible'],
+                 rows), '']
+  out += ['**Width curves** ε(m) = b m^(−β) + c (same verdict):', '']
+  rows = [[n, _verdict(c), _exponent(c), _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log'])]
+          for n, c in fv['width_curves'].items()]
+  out += [_table(['n', 'verdict', 'β [95% CI]', 'b', 'c', 'rms log residual'], rows), '']
   j = fv['joint']
   p = j['in_sample']['params']
   out += ['**Joint law** ε̂ = ε0 |ε̃/(ε̃ − iη)|, ε̃ = a n^(−α) + b m^(−β) + c∞ (gauge η = 1, ε0 = 1), fitted on '
           f'δ = (ε̂ − ε)/ε over {j["in_sample"]["cells"]} cells: a = {_fmt(p["a"])}, α = {_fmt(p["alpha"])}, '
           f'b = {_fmt(p["b"])}, β = {_fmt(p["beta"])}, c∞ = {_fmt(p["c_inf"])}.', '',
+          'No goodness-of-fit test is run on the joint law: μ and σ of δ below describe it, they do not accept it.', '',
           _table(['fit quality', 'μ (mean δ)', 'σ (std δ)'], [
               ['in-sample', f'{j["in_sample"]["mu"]:+.3f}', f'{j["in_sample"]["sigma"]:.3f}'],
               ['in-sample, log-objective fit', f'{j["in_sample_log_objective"]["mu"]:+.3f}',
@@ -168,7 +181,8 @@ def _headline(rows) -> list[str]:
     out += [f'**Past n\\* (U < {decompose.ZERO:g}) at realizable widths** ({len(past)} (m, n) cells, '
             f'{len(at_floor)} of them with every converged seed at the training-error floor): R = 0 by certificate, '
             f'yet ε ranges from {min(r["eps"] for r in past):.2e} to {max(r["eps"] for r in past):.2e}; '
-            f'the median share of ε that is D_bias (test error of the interpolant, not optimization) is {share:.3f}.', '']
+            f'the median share of ε that is D_bias (ε − training error − U: the test error beyond what the training '
+            f'error accounts for) is {share:.3f}.', '']
   shares = []
   for m in sorted({r['m'] for r in rows}):
     ok, stationary = (sum(r[k] for r in rows if r['m'] == m) for k in ('ok', 'stationary'))
@@ -186,9 +200,11 @@ def _ensemble_note(rows) -> list[str]:
   if not total:
     return []
   both = [r for r in by_n.values() if math.isfinite(r['U_ens'])]
+  unconverged = sum(r['ens_not_converged'] for r in by_n.values())
   text = (f'**Ensemble estimator.** {interp} of {total} posterior-ensemble members interpolated their sample '
-          '(training error at the floor); the others stopped at stationary points above it and are dropped, so '
-          f'U_ens exists at {len(both)} of {len(by_n)} sample counts.')
+          f'(training error at the floor); of the {total - interp} dropped, {total - interp - unconverged} stopped at '
+          f'certified stationary points above the floor and {unconverged} ran out of budget. U_ens (at least two '
+          f'interpolating members) exists at {len(both)} of {len(by_n)} sample counts.')
   zero = [r for r in both if not r['U'] > decompose.ZERO]
   positive = [r for r in both if r['U'] > decompose.ZERO]
   if zero:

@@ -128,11 +128,11 @@ def _cell_fields(out, rows_k, j, y_var, ensemble, second_order):
   # The cell is the learner's when every member converged; sample-then-optimize needs members
   # that interpolate S_n (with the second-order phase: at the floor), the others are dropped
   # from the variance and counted.
-  ok = (stop == 'tolerance') if second_order else (status != 'diverged')
-  mean_ok = lambda key: _num(np.mean(out[key][rows_k, j][ok])) if ok.any() else None
+  interpolating = (stop == 'tolerance') if second_order else (status != 'diverged')
+  mean_ok = lambda key: _num(np.mean(out[key][rows_k, j][interpolating])) if interpolating.any() else None
   return {
-      'members': len(rows_k), 'members_ok': int(ok.sum()), 'members_dropped': int((~ok).sum()),
-      'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows_k, j], ok, y_var)),
+      'members': len(rows_k), 'members_ok': int(interpolating.sum()), 'members_dropped': int((~interpolating).sum()),
+      'ensemble_variance': _num(ensemble_variance(out['test_predictions'][rows_k, j], interpolating, y_var)),
       'member_test_errors': [_num(v) for v in out['test_error'][rows_k, j]],
       'member_status': [str(v) for v in status],
       'steps': int(out['steps'][rows_k, j].max()), 'second_order_steps': int(out['second_order_steps'][rows_k, j].max()),

@@ -200,7 +200,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
   refines = second_order.applies(student, train)
-  refinement = second_order.grid_refinement(student, train, ns)
+  refinement = second_order.grid_refinement(student, train, ns) if refines else None
 
   if len(devices) > 1:
     rep, rows = sharding.REPLICATED, sharding.BY_REPLICATE
@@ -209,8 +209,9 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
                                      check_vma=False)
     evaluation = sharding.shard_program(evaluation, devices, (rep, sharding.BY_N_REPLICATE, rows) + (rep,) * 6,
                                         sharding.BY_N_REPLICATE)
-    refinement = sharding.shard_program(refinement, devices, (rep, sharding.BY_N_REPLICATE, rows, rows, rep, rep, rep),
-                                        sharding.BY_N_REPLICATE, check_vma=False)
+    if refines:
+      refinement = sharding.shard_program(refinement, devices, (rep, sharding.BY_N_REPLICATE, rows, rows) + (rep,) * 3,
+                                          sharding.BY_N_REPLICATE, check_vma=False)
     init_kd_s, batch_kd_s, widths_s, pool_s = sharding.place_by_replicate(devices, init_kd_s, batch_kd_s, widths_s,
                                                                           pool_s)
   narrow = any(w != student.spec.width for w in grid.widths)
@@ -219,26 +220,28 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
   platform = devices[0].platform
   t0 = time.perf_counter()
   compiled = jax.jit(program).lower(*args).compile(compilation.options('training', platform))
-  if refines:
+  programs = [compiled]
+  if refines:   # the second phase: a program of its own
     refine_args = (student.teacher, compiled.out_info, batch_kd_s, pool_s, x_pool_u, y_pool_u, grid.y_var)
-    compiled_refine = jax.jit(refinement).lower(*refine_args).compile(compilation.options('training', platform))
+    programs.append(jax.jit(refinement).lower(*refine_args).compile(compilation.options('training', platform)))
+    finish = lambda trained: programs[1](student.teacher, trained, *refine_args[2:])
+  else:
+    finish = lambda trained: second_order.skipped(trained, train.jnp_dtype)
   eval_args = (student.teacher, compiled.out_info.params, pool_s, x_pool_u, y_pool_u, ns_n, grid.x_test, grid.y_test,
                grid.y_var)
   compiled_eval = jax.jit(evaluation).lower(*eval_args).compile(compilation.options('evaluation', platform))
+  programs.append(compiled_eval)
   compile_s = time.perf_counter() - t0 + pools_compile + keys_compile + init_compile
 
   def run() -> dict:
     t1 = time.perf_counter()
-    trained = compiled(*args)
-    trained = compiled_refine(student.teacher, trained, *refine_args[2:]) if refines else trained
+    trained = finish(compiled(*args))
     evaluated = compiled_eval(student.teacher, trained.params, *eval_args[2:])
     trained, evaluated = jax.block_until_ready((trained._replace(params=None), evaluated))
     run_s = time.perf_counter() - t1
     by_replicate = lambda a: None if a is None else np.swapaxes(np.asarray(a), 0, 1)[:len(seeds)]   # (S, N, ...)
-    trained = type(trained)(*(by_replicate(a) for a in trained))
-    out = results(trained if refines else second_order.skipped(trained, train.jnp_dtype),
+    out = results(second_order.Converged(*(by_replicate(a) for a in trained)),
                   evaluation_lib.Evaluation(*(by_replicate(a) for a in evaluated)), compile_s, run_s)
-    programs = (compiled, compiled_eval) + ((compiled_refine,) if refines else ())
     known = [m for m in map(_memory, programs) if m is not None]
     out['memory_bytes'] = max(known, default=None)   # the programs run one after the other
     return out

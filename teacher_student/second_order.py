@@ -78,22 +78,13 @@ def applies(student, train: TrainSpec) -> bool:
 def residual_fn(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online) -> tuple:
   """(r(θ_flat) -> (N,) residuals with Σ r² the normalized training error, flat θ0, unravel).
 
-  Finite n: the first n points of the pool (rows beyond n weigh 0). Online (may be traced):
+  Finite n: the first n points of the pool (rows beyond n weigh 0). Online (a Python bool):
   ONLINE_POINTS fresh samples drawn from the replicate's batch key."""
   dtype = train.jnp_dtype
   flat0, unravel = jax.flatten_util.ravel_pytree(params)
-  if not isinstance(online, bool) or online:
-    key_x = jax.random.fold_in(batch_key, ONLINE_STREAM)
-    x_fresh = inputs_lib.sample(student.teacher.inputs, key_x, ONLINE_POINTS, dtype)
-    y_fresh = student.teacher(x_fresh).astype(dtype)
-    if isinstance(online, bool):
-      x_nd, y_nk, n = x_fresh, y_fresh, ONLINE_POINTS
-    else:   # one program for finite n's and the online column: pick per student
-      pad = max(ONLINE_POINTS, x_nd.shape[0])
-      grow = lambda a: jnp.pad(a, [(0, pad - a.shape[0]), (0, 0)])
-      x_nd = jnp.where(online, grow(x_fresh), grow(x_nd))
-      y_nk = jnp.where(online, grow(y_fresh), grow(y_nk))
-      n = jnp.where(online, ONLINE_POINTS, n)
+  if online:
+    x_nd = inputs_lib.sample(student.teacher.inputs, jax.random.fold_in(batch_key, ONLINE_STREAM), ONLINE_POINTS, dtype)
+    y_nk, n = student.teacher(x_nd).astype(dtype), ONLINE_POINTS
   k = y_nk.shape[1]
   w_n = (jnp.arange(x_nd.shape[0]) < n).astype(dtype) / (n * k * y_var)
 
@@ -102,16 +93,16 @@ def residual_fn(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_k
   return residuals, flat0, unravel
 
 
-def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online=False, start=None) -> Refined:
+def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online: bool = False,
+           first_reason=loop.RUNNING) -> Refined:
   """Runs the second phase from `params` on the same sample as the first (see `residual_fn`).
-  start: the initial reason code (RUNNING by default; anything else skips the phase)."""
+  first_reason: the first phase's stop code; a diverged student is left as it is."""
   residuals, theta0, unravel = residual_fn(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
   dtype = theta0.dtype
 
-  def linearize(theta):
-    r = residuals(theta)
+  def normal_and_grad(theta, r):
     jac = jax.jacfwd(residuals)(theta)    # (N, P): P forward passes, P small here
-    return r, jac.T @ jac, jac.T @ r
+    return jac.T @ jac, jac.T @ r
 
   def lm_step(carry):
     theta, r, normal, grad, lam, t, reason, stalled, radius = carry
@@ -124,7 +115,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     loss_new = jnp.sum(r_new**2)
     better = jnp.isfinite(loss_new) & (loss_new < loss)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
-    normal, grad = jax.lax.cond(better, lambda: linearize(theta)[1:], lambda: (normal, grad))
+    normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     stalled = better & (loss - loss_new < STALL_RTOL * loss)
     lam = jnp.where(better, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
@@ -144,7 +135,8 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
     better = losses[best] < loss
     theta = jnp.where(better, theta + d[best], theta)
-    r, normal, grad = jax.lax.cond(better, lambda: linearize(theta), lambda: (r, normal, grad))
+    r = jax.lax.cond(better, lambda: residuals(theta), lambda: r)
+    normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     lam = jnp.where(better, jnp.asarray(1e-3, dtype), lam)
     radius = jnp.where(better, jnp.minimum(radius * 10, PROBE_RADII[0]), radius / 10)
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
@@ -162,9 +154,10 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
   def step(carry):
     return decide(jax.lax.cond(carry[4] > LAMBDA_MAX, probe_step, lm_step, carry))
 
-  r0, normal0, grad0 = linearize(theta0)
+  r0 = residuals(theta0)
+  normal0, grad0 = normal_and_grad(theta0, r0)
   active = (theta0 != 0) | (jnp.diag(normal0) > 0)
-  start = jnp.int32(loop.RUNNING) if start is None else jnp.asarray(start, jnp.int32)
+  start = jnp.where(jnp.asarray(first_reason) == loop.DIVERGED, loop.DIVERGED, loop.RUNNING).astype(jnp.int32)
   carry = decide((theta0, r0, normal0, grad0, jnp.asarray(1e-3, dtype), jnp.int32(0), start, jnp.asarray(False),
                   jnp.asarray(PROBE_RADII[0], dtype)))
   carry = jax.lax.while_loop(lambda c: c[6] == loop.RUNNING, step, carry)
@@ -189,9 +182,8 @@ def train_to_floor(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, 
   first = loop.train_one(student, train, params, x_nd, y_nk, n, batch_key, y_var, online, flat_params=flat_params,
                          blocks=blocks)
   if not applies(student, train):
-    return Converged(first.params, first.steps, first.reason, jnp.int32(0), jnp.asarray(jnp.nan, train.jnp_dtype))
-  second = refine(student, train, first.params, x_nd, y_nk, n, y_var, batch_key, online,
-                  start=jnp.where(first.reason == loop.DIVERGED, loop.DIVERGED, loop.RUNNING))
+    return skipped(first, train.jnp_dtype)
+  second = refine(student, train, first.params, x_nd, y_nk, n, y_var, batch_key, online, first.reason)
   return Converged(second.params, first.steps, second.reason, second.steps, second.grad_norm)
 
 
@@ -219,11 +211,10 @@ def grid_refinement(student, train: TrainSpec, ns) -> Any:
       idx = np.asarray(cols)
       def at_n(column, rows=rows, online=online):
         params_s, reason_s, n = column
-        start_s = jnp.where(reason_s == loop.DIVERGED, loop.DIVERGED, loop.RUNNING)
         # One student after another, not vmapped: each stops after its own steps (most within
         # tens) instead of all waiting for the slowest of the batch.
         one = lambda a: refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4])
-        return jax.lax.map(one, (params_s, x_pool[:, :rows], y_pool[:, :rows], batch_key, start_s))
+        return jax.lax.map(one, (params_s, x_pool[:, :rows], y_pool[:, :rows], batch_key, reason_s))
       sub = jax.tree.map(lambda a: a[idx], (trained.params, trained.reason))
       parts.append(jax.lax.map(at_n, (*sub, jnp.asarray(n_col[idx]))))
     done = jax.tree.map(lambda *a: jnp.concatenate(a)[restore], *parts)
@@ -233,5 +224,5 @@ def grid_refinement(student, train: TrainSpec, ns) -> Any:
 
 def skipped(trained: loop.Trained, dtype) -> Converged:
   """A first phase's result as a Converged one, where the second phase does not apply."""
-  return Converged(trained.params, trained.steps, trained.reason, np.zeros_like(trained.steps),
-                   np.full(np.shape(trained.steps), np.nan, dtype))
+  return Converged(trained.params, trained.steps, trained.reason, jnp.zeros_like(trained.steps),
+                   jnp.full(jnp.shape(trained.steps), jnp.nan, dtype))

@@ -41,3 +41,20 @@ def test_pure_power_law_and_missing_points():
   f = powerlaw.fit(NS, y, fit_offset=False)
   np.testing.assert_allclose([f.a, f.alpha, f.c], [3.0, 0.5, 0.0], rtol=1e-6)
   assert not powerlaw.fit(NS[:2], y[:2]).success
+
+
+def test_goodness_of_fit_accepts_1pct_noise_and_rejects_a_kink():
+  """Five seeds of a · n^(−α) + c with 1% log-normal noise fit (p > 0.05 in 19 of 20 draws at
+  least, as a 5% test should); a curve with a kink (slope 0.3, then 1.5 from n = 1024) does not."""
+  rng = np.random.default_rng(1)
+  passed = 0
+  for _ in range(20):
+    y_sx = (2.0 * NS**-0.6 + 1e-3) * np.exp(0.01 * rng.normal(size=(5, len(NS))))
+    mean, se = y_sx.mean(0), y_sx.std(0, ddof=1) / np.sqrt(5)
+    passed += powerlaw.goodness_of_fit(powerlaw.fit(NS, mean), NS, mean, se, np.full(len(NS), 5))['fits']
+  assert passed >= 17
+  kink = np.where(NS < 1024, NS**-0.3, 1024**-0.3 * (NS / 1024) ** -1.5)
+  y_sx = kink * np.exp(0.01 * rng.normal(size=(5, len(NS))))
+  mean, se = y_sx.mean(0), y_sx.std(0, ddof=1) / np.sqrt(5)
+  verdict = powerlaw.goodness_of_fit(powerlaw.fit(NS, mean), NS, mean, se, np.full(len(NS), 5))
+  assert verdict['fits'] is False and verdict['p'] < 1e-6
