@@ -2,6 +2,7 @@
 
 import collections
 import json
+import warnings
 
 import numpy as np
 
@@ -51,7 +52,9 @@ def grid(records, *, kind='student', variant=None, field='test_error') -> dict:
 
 def mean_se(values_sn, axis=0):
   """Mean over seeds and its standard error (NaN-aware)."""
-  with np.errstate(invalid='ignore', divide='ignore'):
+  # An (m, n) with no converged seed is NaN by design (counted elsewhere), not a warning.
+  with np.errstate(invalid='ignore', divide='ignore'), warnings.catch_warnings():
+    warnings.simplefilter('ignore', RuntimeWarning)
     count = np.sum(np.isfinite(values_sn), axis=axis)
     mean = np.nanmean(values_sn, axis=axis) if values_sn.size else np.array([])
     sd = np.nanstd(values_sn, axis=axis, ddof=1) if values_sn.shape[axis] > 1 else np.zeros_like(mean)

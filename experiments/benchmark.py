@@ -43,7 +43,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from experiments import benchmark_torch, cli
+from experiments import benchmark_torch, cli, launch_cost
 from teacher_student import data, engine, evaluation, inputs, sequential, students, teachers, train_spec
 
 MATCH_RTOL_FLOAT64 = 1e-9   # tests/conftest.py explains the values
@@ -64,20 +64,6 @@ CLASSES = {
     'large': CellClass(width=256, depth=2, ns=(4096,), seeds=4, steps=30),
 }
 INPUT_DIM = 8
-
-
-def matmul_flops(size=2048, repeats=10) -> float:
-  """The machine's dense float32 matmul throughput through XLA, FLOP/s (best of `repeats`)."""
-  a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
-  b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-  f = jax.jit(jnp.dot)
-  f(a, b).block_until_ready()
-  best = np.inf
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a, b).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2 * size**3 / best
 
 
 def weights(cls: CellClass) -> int:
@@ -244,7 +230,7 @@ def main(argv):
     return
   out = cli.output_file_or_fail('out')
   classes = cli.choices_or_fail('classes', CLASSES, 'cell classes')
-  peak = matmul_flops()
+  peak = launch_cost.matmul_flops()
   report = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
                         'devices': [str(d) for d in jax.devices()], 'jax': jax.__version__,
                         'torch': benchmark_torch.version()},

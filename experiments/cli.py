@@ -1,5 +1,6 @@
 """What the absl entry points share: one-line errors and the config-file check."""
 
+import logging
 import os
 import pathlib
 import sys
@@ -63,8 +64,16 @@ def or_fail(fn, *args, **kwargs):
     fail(first_line(e))
 
 
+# Loggers that report which platforms exist at INFO (e.g. "Unable to initialize backend 'tpu'"),
+# which a user cannot act on: entry points show their warnings only.
+PLATFORM_LOGGERS = ('jax._src.xla_bridge', 'jax._src.distributed', 'jax._src.compiler')
+
+
 def parse_flags(argv):
-  """absl flag parsing, but any bad flag or config field is one line and exit code 2."""
+  """absl flag parsing, but any bad flag or config field is one line and exit code 2. Also
+  quiets JAX's platform-probing loggers (PLATFORM_LOGGERS): every entry point passes here."""
+  for name in PLATFORM_LOGGERS:
+    logging.getLogger(name).setLevel(logging.WARNING)
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # flags.Error, and AttributeError/KeyError from config overrides

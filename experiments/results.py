@@ -4,16 +4,20 @@
   DIR/results/shard-I-of-K.jsonl   one JSON object per finished cell, written by shard I
   DIR/sweeps/shard-I-of-K.jsonl    one JSON object per sweep run of shard I: its summary (cells
                                    trained, wall and compilation seconds)
+  DIR/sweeps/shard-I-of-K.lock     held (flock) by the sweep running shard I; says its pid and host
 
 Every line is flushed and fsynced as soon as its cell is done. A torn last line (a process
 killed mid-write) is ignored by readers and cut off before the next append, so its cell is
 redone. A workdir whose config differs (outside the grid-sizing fields) is refused.
 """
 
+import contextlib
+import fcntl
 import glob
 import json
 import os
 import pathlib
+import socket
 
 from experiments import study
 
@@ -124,6 +128,34 @@ def check_workdir(workdir, config) -> None:
     diff = _differences(old.get('science', {}), study.science(config))
     raise ValueError(f'{workdir} holds results of a different config ({"; ".join(diff[:3]) or "hash differs"}); '
                      'rerun with the same config, or pass --new_workdir to start a fresh one')
+
+
+class WorkdirBusy(RuntimeError):
+  """Another process is sweeping this shard of the workdir."""
+
+
+@contextlib.contextmanager
+def shard_lock(workdir, shard):
+  """Holds this shard's lock for the `with` block, or raises WorkdirBusy (one line, naming the
+  holder) without writing anything. An flock: the OS releases it when its process dies, so a
+  killed sweep never leaves the shard locked."""
+  path = pathlib.Path(workdir) / 'sweeps' / f'shard-{shard[0]}-of-{shard[1]}.lock'
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, 'a+') as f:
+    try:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or 'another process'
+      raise WorkdirBusy(f'{workdir} shard {shard[0]}/{shard[1]} is being swept by {holder}; '
+                        'wait for it or pick another --workdir') from None
+    f.truncate(0)
+    f.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 class Writer:

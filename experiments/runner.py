@@ -224,7 +224,8 @@ def all_first(fn, items, threads):
 def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
   """Trains every missing cell of `config`'s shard into `workdir`; returns a summary.
 
-  Validation (config, workdir) happens before anything is written or computed. On accelerators,
+  Validation (config, workdir) happens before anything is written or computed; a shard another
+  process is sweeping raises results.WorkdirBusy, before anything is written. On accelerators,
   the next group's program is compiled (and its teacher drawn) on a background thread while a
   group trains (`ahead`). On CPU, where compiling and training compete for the same cores, every
   teacher is drawn and every program compiled first, one per core at a time (`all_first`), then
@@ -255,7 +256,8 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
       student = students.make_student(group.student, teacher)
       return student, _compile(student, group, rect, x_test, y_test, devices)
 
-  with results.Writer(workdir, config, shard) as writer, jax_settings(config), compile_clock() as compiling:
+  with results.shard_lock(workdir, shard), results.Writer(workdir, config, shard) as writer, \
+       jax_settings(config), compile_clock() as compiling:
     done = {results.cell_key(r) for r in results.load(workdir, plan.config_hash)}
     todo = [(g, *_todo(plan, g, done)) for g in plan.groups]
     todo = [t for t in todo if t[1]]

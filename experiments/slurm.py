@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import cli, results, runner, study
+from experiments import cli, launch_cost, results, runner, study
 
 config_flags.DEFINE_config_file('config', None, 'Config file of the study.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for config.json and results.')
@@ -29,6 +29,8 @@ _GPUS = flags.DEFINE_integer('gpus_per_task', 0, 'GPUs per task.', lower_bound=0
 _CPUS = flags.DEFINE_integer('cpus_per_task', 2, 'CPUs per task.', lower_bound=1)
 _TIMEOUT = flags.DEFINE_integer('timeout_min', 240, 'Time limit of a task, in minutes.', lower_bound=1)
 _WAIT = flags.DEFINE_bool('wait', True, 'Wait for the tasks and print their summaries.')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the cells, programs, FLOPs, memory and estimated time '
+                             '(on this machine\'s devices); submit nothing.')
 
 
 def run_shard(config_dict: dict, workdir: str, shard: tuple[int, int]) -> dict:
@@ -62,6 +64,14 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}')
   config = cli.config_or_fail()
   cli.require('workdir')
+  if _DRY_RUN.value:
+    for i in range(max(_NUM_SHARDS.value, 1)):
+      cli.or_fail(study.plan, config, (i, _NUM_SHARDS.value))
+    with runner.jax_settings(config):
+      programs, done = cli.or_fail(launch_cost.launch_cost, config, _WORKDIR.value)
+      print(launch_cost.describe(programs, done, launch_cost.matmul_flops(config.train.dtype, size=1024, repeats=5)))
+    print(f'slurm: {_NUM_SHARDS.value} tasks would share these cells (dry run: nothing submitted)')
+    return
   jobs = cli.or_fail(launch, config, _WORKDIR.value, _NUM_SHARDS.value, _EXECUTOR.value,
                      partition=_PARTITION.value, gpus_per_task=_GPUS.value, cpus_per_task=_CPUS.value,
                      timeout_min=_TIMEOUT.value)

@@ -3,7 +3,9 @@ r"""Runs a sweep of the teacher-student study into a workdir.
   python -m experiments.sweep --config=experiments/configs/quick.py --workdir=runs/quick \
       [--config.students.widths=4,8,16] [--config.train.steps=2000] ...
 
-Rerunning the same command resumes (finished cells are skipped). Multi-host: pass
+Rerunning the same command resumes (finished cells are skipped); --dry_run prints what it would
+train and its cost, and trains nothing. One sweep at a time per workdir shard: a second launch
+exits with status 2. Multi-host: pass
 --coordinator_address, --num_processes and --process_id (jax.distributed); each process trains
 its share of cells into its own results file. --shard_index/--num_shards do the same by hand
 (experiments.slurm uses them).
@@ -20,7 +22,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import cli, results, runner, study
+from experiments import cli, launch_cost, results, runner, study
 
 config_flags.DEFINE_config_file('config', None, 'Config file of the study.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for config.json and results.')
@@ -32,6 +34,8 @@ _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'jax.distributed
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'jax.distributed process count.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'jax.distributed process index.')
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the cells, programs, FLOPs, memory and estimated time; '
+                             'train and write nothing.')
 
 
 def validated_workdir(config, shard, workdir: str, new_workdir: bool) -> str:
@@ -59,7 +63,15 @@ def main(argv):
   else:
     shard = (_SHARD_INDEX.value, _NUM_SHARDS.value)
   workdir = cli.or_fail(validated_workdir, config, shard, _WORKDIR.value, _NEW_WORKDIR.value)
-  summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)
+  if _DRY_RUN.value:
+    with runner.jax_settings(config):
+      programs, done = cli.or_fail(launch_cost.launch_cost, config, workdir, shard)
+      print(launch_cost.describe(programs, done, launch_cost.matmul_flops(config.train.dtype, size=1024, repeats=5)))
+    return
+  try:
+    summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)
+  except results.WorkdirBusy as e:
+    cli.fail(str(e))
   print(json.dumps(summary))
 
 

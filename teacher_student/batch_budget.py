@@ -37,7 +37,10 @@ def replicate_batch(student, train: TrainSpec, sizes: Sequence[int], device) -> 
   """How many replicates a device trains vmapped together (the rest wait for the next batch)
   when each replicate trains one student per entry of `sizes` (points per step). At least 1."""
   per_replicate = sum(step_bytes(student, train, size) for size in sizes)
-  return int(max(1, min(device_budget(device) // per_replicate, np.iinfo(np.int32).max)))
+  budget = device_budget(device)
+  if not np.isfinite(budget):   # (inf // x is NaN in Python)
+    return int(np.iinfo(np.int32).max)
+  return int(max(1, min(budget // per_replicate, np.iinfo(np.int32).max)))
 
 
 def uses_flat_params(student, train: TrainSpec, points: int, device) -> bool:

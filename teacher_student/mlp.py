@@ -96,6 +96,22 @@ def apply_feature_major(params, x_dn: jax.Array, activation: str) -> jax.Array:
   return h
 
 
+def preactivations(params, x_nd: jax.Array, activation: str) -> tuple[jax.Array, jax.Array]:
+  """Every hidden unit's input at every point, and which units are real: (z_nu (n, depth·width),
+  live_u (depth·width,)). A unit is live unless its incoming weights and bias are all 0 (a
+  padding unit of `embed` or of a narrow student trained inside a wider one)."""
+  act = ACTIVATIONS[activation]
+  layers = params['params']
+  h, zs, live = x_nd, [], []
+  for i in range(len(layers) - 1):
+    kernel, bias = layers[f'Dense_{i}']['kernel'], layers[f'Dense_{i}']['bias']
+    z = h @ kernel + bias
+    zs.append(z)
+    live.append(jnp.any(kernel != 0, axis=0) | (bias != 0))
+    h = act(z)
+  return jnp.concatenate(zs, axis=1), jnp.concatenate(live)
+
+
 # A feature-major layer's forward matmul takes the kernel transposed, its backward matmul as
 # stored: each pass gets its own orientation (the barrier keeps XLA from folding the transpose
 # into the matmul, which XLA:CPU would run on its slow generic emitter; the custom VJP keeps

@@ -3,14 +3,16 @@ learner").
 
 Levenberg–Marquardt on the student's residuals r(θ), L(θ) = Σ r² the normalized training error:
 each step solves (JᵀJ + λI) δ = −Jᵀr on the normal matrix (P × P, so for students of at most
-`train.second_order_max_params` parameters), accepts δ if L decreases (λ shrinks) and otherwise
-retries with a larger λ. It stops on
+`train.second_order_max_params` parameters), accepts δ if L decreases (λ shrinks, unless L fell
+by less than PROGRESS_RTOL) and otherwise retries with a larger λ. ReLU students also try a step
+that holds the points sitting on a unit's kink there (`kink_rows`) and take the better of the two:
+their minima often lie on kinks, where a free step bounces off the V-shaped valley. It stops on
   'tolerance'   L <= train.floor (the interpolating learner, at float precision);
   'stationary'  a certified stationary point: no step decreases L any further, either with
                 ‖∇L‖ <= train.stationary_tol (steps lower L by < STALL_RTOL relative), or at any
                 damping up to LAMBDA_MAX and along none of 2P random directions of relative
-                length 1e-3, 1e-4, ..., 1e-7 (a local minimum where L is not differentiable, as
-                on a ReLU kink; ‖∇L‖ is recorded);
+                length 1e-3, 1e-4, ..., 1e-7 (a local minimum at that resolution where L is not
+                differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
   'budget'      `train.second_order_steps` steps without either (not converged).
 Hand-written rather than optimistix's LevenbergMarquardt, which made no progress on an
 over-parameterized student (P > n: a singular normal matrix, which λ > 0 keeps solvable here) and
@@ -26,16 +28,21 @@ import numpy as np
 
 from teacher_student import inputs as inputs_lib
 from teacher_student import loop
+from teacher_student import mlp as mlp_lib
 from teacher_student.train_spec import TrainSpec
 
 LAMBDA_MAX = 1e12     # λ beyond this (relative to the normal matrix's largest entry): steps vanish
 LAMBDA_MIN = 1e-10    # and no smaller: the damped normal matrix stays well conditioned for the solve
 STALL_RTOL = 1e-12    # an accepted step lowering L by less than this, relatively, counts as no decrease
+PROGRESS_RTOL = 1e-9  # one lowering L by less than this, relatively, does not shrink the damping
 ONLINE_POINTS = 2048  # fresh samples the online column is refined on (a fixed sample, n = ∞'s proxy)
 ONLINE_STREAM = (1 << 31) - 1   # their key: beyond any first-order step's fold_in
 PROBES = 2            # random directions per parameter tried where LM finds no descent
 PROBE_RADII = (1e-3, 1e-7)   # their first and smallest length, relative to ‖θ‖ (at least 1)
 PROBE_SEED = 17
+KINK_PAIRS = 64       # (point, unit) pairs nearest a ReLU kink that a step may hold on it
+KINK_RTOL = 1e-4      # |z| below this, relative to the rms unit input, is on the kink
+KINK_WEIGHT = 1e4     # the hold's weight, relative to the normal matrix's largest entry
 
 
 def spd_solve(a_pp: jax.Array, b_p: jax.Array) -> jax.Array:
@@ -75,11 +82,19 @@ def applies(student, train: TrainSpec) -> bool:
   return train.second_order and student.num_params <= train.second_order_max_params
 
 
-def residual_fn(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online) -> tuple:
-  """(r(θ_flat) -> (N,) residuals with Σ r² the normalized training error, flat θ0, unravel).
+class Problem(NamedTuple):
+  """One student's least-squares problem: residuals(θ_flat) -> (N,) with Σ r² the normalized
+  training error, the flat starting θ0 and its unravel, and the rows x_nd it spans (the first n)."""
+  residuals: Any
+  theta0: jax.Array
+  unravel: Any
+  x_nd: jax.Array
+  n: Any
 
-  Finite n: the first n points of the pool (rows beyond n weigh 0). Online (a Python bool):
-  ONLINE_POINTS fresh samples drawn from the replicate's batch key."""
+
+def problem(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online) -> Problem:
+  """The second phase's problem. Finite n: the first n points of the pool (rows beyond n weigh
+  0). Online (a Python bool): ONLINE_POINTS fresh samples drawn from the replicate's batch key."""
   dtype = train.jnp_dtype
   flat0, unravel = jax.flatten_util.ravel_pytree(params)
   if online:
@@ -90,14 +105,35 @@ def residual_fn(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_k
 
   def residuals(theta):
     return ((student.apply(unravel(theta), x_nd) - y_nk) * jnp.sqrt(w_n)[:, None]).ravel()
-  return residuals, flat0, unravel
+  return Problem(residuals, flat0, unravel, x_nd, n)
+
+
+def kink_rows(student, prob: Problem, theta) -> tuple[jax.Array, jax.Array]:
+  """The kinks θ sits on: (c_kp, z_k), the gradients and values of the KINK_PAIRS hidden-unit
+  inputs z nearest 0, zeroed where |z| > KINK_RTOL · rms(z) (not on a kink).
+
+  A ReLU student's minimum often lies where some point sits exactly on a unit's kink (z = 0):
+  the loss is V-shaped across it, so an unconstrained step bounces off and the phase crawls.
+  Steps that keep those z at 0 (c δ = -z) move along the valley's floor, where L is smooth."""
+  z_nu, live_u = mlp_lib.preactivations(prob.unravel(theta), prob.x_nd, student.spec.activation)
+  rows, units = z_nu.shape
+  valid = live_u[None, :] & (jnp.arange(rows) < prob.n)[:, None]
+  scale = jnp.sqrt(jnp.sum(jnp.where(valid, z_nu**2, 0.0)) / jnp.maximum(jnp.sum(valid), 1))
+  near, idx = jax.lax.top_k(-jnp.where(valid, jnp.abs(z_nu), jnp.inf).ravel(), min(KINK_PAIRS, rows * units))
+  on_kink = -near <= KINK_RTOL * scale
+
+  def gradient(i, u):
+    return jax.grad(lambda th: mlp_lib.preactivations(prob.unravel(th), prob.x_nd[i][None], student.spec.activation)[0][0, u])(theta)
+  c_kp = jax.vmap(gradient)(idx // units, idx % units)
+  return c_kp * on_kink[:, None], jnp.where(on_kink, z_nu.ravel()[idx], 0.0)
 
 
 def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online: bool = False,
            first_reason=loop.RUNNING) -> Refined:
-  """Runs the second phase from `params` on the same sample as the first (see `residual_fn`).
+  """Runs the second phase from `params` on the same sample as the first (see `problem`).
   first_reason: the first phase's stop code; a diverged student is left as it is."""
-  residuals, theta0, unravel = residual_fn(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
+  prob = problem(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
+  residuals, theta0, unravel = prob.residuals, prob.theta0, prob.unravel
   dtype = theta0.dtype
 
   def normal_and_grad(theta, r):
@@ -109,15 +145,26 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     loss = jnp.sum(r**2)
     eye = jnp.eye(theta.shape[0], dtype=dtype)
     scale = jnp.maximum(jnp.max(jnp.diag(normal)), jnp.finfo(dtype).tiny)
-    delta = spd_solve(normal + lam * scale * eye, -grad)
-    candidate = theta + delta
+    damped = normal + lam * scale * eye
+    candidate = theta + spd_solve(damped, -grad)
     r_new = residuals(candidate)
     loss_new = jnp.sum(r_new**2)
+    if student.kinked:   # also a step that keeps kinked points on their kinks (`kink_rows`); the better one
+      c_kp, z_k = kink_rows(student, prob, theta)
+      mu = KINK_WEIGHT * scale / jnp.maximum(jnp.max(jnp.sum(c_kp**2, axis=1)), jnp.finfo(dtype).tiny)
+      held = theta + spd_solve(damped + mu * c_kp.T @ c_kp, -(grad + mu * c_kp.T @ z_k))
+      r_held = residuals(held)
+      loss_held = jnp.sum(r_held**2)
+      use = jnp.isfinite(loss_held) & ~(loss_held >= loss_new)
+      candidate, r_new, loss_new = jnp.where(use, held, candidate), jnp.where(use, r_held, r_new), jnp.where(use, loss_held, loss_new)
     better = jnp.isfinite(loss_new) & (loss_new < loss)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
     normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     stalled = better & (loss - loss_new < STALL_RTOL * loss)
-    lam = jnp.where(better, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
+    # A step that helps by less than PROGRESS_RTOL counts as failed: damping grows until the probe
+    # asks whether leaving the kinks a step holds (or a smooth plateau) lowers L.
+    progress = better & (loss - loss_new >= PROGRESS_RTOL * loss)
+    lam = jnp.where(progress, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
 
   def probe_step(carry):

@@ -112,6 +112,11 @@ class Student:
     return self.spec.family == 'mlp' and self.spec.init == 'standard'
 
   @property
+  def kinked(self) -> bool:
+    """Whether the loss has kinks (ReLU units), which the second phase follows (`second_order`)."""
+    return self.spec.family == 'mlp' and self.spec.activation == 'relu'
+
+  @property
   def contains_teacher(self) -> bool:
     """The R(m) = 0 certificate (DESIGN §2): the class holds the teacher (`certified_realizable`)."""
     return certified_realizable(self.spec, self.teacher.spec)

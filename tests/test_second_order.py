@@ -3,6 +3,7 @@ students, certifies stationary points on under-parameterized ones, and takes onl
 R = 0."""
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -42,7 +43,8 @@ def test_under_parameterized_students_stop_at_certified_local_minima():
     params = st.init(data.member_keys(0, 0)[0], jnp.float64)
     got = second_order.train_to_floor(st, TRAIN, params, x_pool, y_pool, 256, data.member_keys(0, 0)[1], jnp.var(y))
     assert int(got.reason) == second_order.loop.STATIONARY
-    residuals, theta, _ = second_order.residual_fn(st, TRAIN, got.params, x_pool, y_pool, 256, jnp.var(y), None, False)
+    prob = second_order.problem(st, TRAIN, got.params, x_pool, y_pool, 256, jnp.var(y), None, False)
+    residuals, theta = prob.residuals, prob.theta0
     loss = float(jnp.sum(residuals(theta) ** 2))
     assert loss > 1e-3
     noise = jax.random.normal(jax.random.key(5), (200, theta.size), jnp.float64) * 1e-7 * jnp.linalg.norm(theta)
@@ -74,3 +76,22 @@ def test_spd_solve_matches_the_closed_form(x64):
   spd = a.T @ a + 1e-3 * np.eye(40)
   x_true = rng.normal(size=40)
   np.testing.assert_allclose(jax.jit(second_order.spd_solve)(spd, spd @ x_true), x_true, rtol=1e-10, atol=1e-10)
+
+
+def test_kink_rows_find_a_point_on_a_kink_and_its_hand_derived_gradient(x64):
+  """Width 2, D = 4: unit 0's bias is set so that point 3 sits on its kink (z = 0). The hold's
+  row is ∂z/∂θ = (x_3 on unit 0's weights, 1 on its bias, 0 elsewhere); no other pair is held."""
+  t, _, _ = teacher_and_test_set('float64')
+  st = students.make_student(students.StudentSpec(width=2), t)
+  params = st.init(jax.random.key(0), jnp.float64)
+  x = jax.random.normal(jax.random.key(1), (8, 4), jnp.float64)
+  layer = params['params']['Dense_0']
+  layer['bias'] = layer['bias'].at[0].set(-(x[3] @ layer['kernel'][:, 0]))
+  prob = second_order.problem(st, TRAIN, params, x, jnp.zeros((8, 1)), 8, 1.0, None, False)
+  c_kp, z_k = second_order.kink_rows(st, prob, prob.theta0)
+  held = np.flatnonzero(np.any(np.asarray(c_kp) != 0, axis=1))
+  assert len(held) == 1 and abs(float(z_k[held[0]])) < 1e-15
+  want = jax.tree.map(jnp.zeros_like, params)
+  want['params']['Dense_0']['kernel'] = want['params']['Dense_0']['kernel'].at[:, 0].set(x[3])
+  want['params']['Dense_0']['bias'] = want['params']['Dense_0']['bias'].at[0].set(1.0)
+  np.testing.assert_allclose(c_kp[held[0]], jax.flatten_util.ravel_pytree(want)[0], atol=1e-12)

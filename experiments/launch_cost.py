@@ -1,0 +1,134 @@
+"""What a launch costs before it runs (`--dry_run`): cells, programs, FLOPs, memory, time.
+
+Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN §3):
+  first order   6 · P · points per step · steps          (forward and backward, per student)
+  second order  (4 · N · P² + P³ / 3) · second_order_steps   (Jacobian by P forward passes and
+                JᵀJ on N rows, Cholesky), where the phase applies
+with P the program's student (narrower students train padded to it). Memory per device is the
+vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
+phase's Jacobian, with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
+for the budget, an upper bound where cells stop early.
+"""
+
+import dataclasses
+import math
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import results, study
+from teacher_student import batch_budget, second_order, students, teachers
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramCost:
+  """One compiled program (a group's missing cells) and its cost at the step budget."""
+  kind: str
+  variant: dict
+  widths: tuple
+  rows: int           # students trained side by side: widths × replicates × members
+  ns: tuple           # None: the online column
+  params: int         # P of the program's student
+  cells: int          # missing cells
+  flops: float
+  bytes_per_device: float
+
+
+def matmul_flops(dtype=jnp.float32, size=2048, repeats=10) -> float:
+  """One device's dense matmul throughput through XLA in `dtype`, FLOP/s (best of `repeats`)."""
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+  b = jax.random.normal(jax.random.key(1), (size, size), dtype)
+  f = jax.jit(jnp.dot)
+  f(a, b).block_until_ready()
+  best = np.inf
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * size**3 / best
+
+
+def _points(train, n) -> int:
+  if n is None:
+    return train.online_batch
+  return min(train.batch_size, n) if train.batch_size else n
+
+
+def program_cost(plan: study.Plan, group: study.Group, student, missing: list, devices: int) -> ProgramCost:
+  """The cost of training `missing` cells ((m, n, replicate)) of `group` in one program."""
+  train = group.train
+  ns = tuple(n for n in group.ns if any(c[1] == n for c in missing))
+  reps = {c[2] for c in missing}
+  widths = tuple(m for m in group.cell_widths if any(c[0] == m for c in missing))
+  rows = len(widths) * len(reps) * group.members
+  p = student.num_params
+  first = sum(6 * p * _points(train, n) * train.steps for n in ns)
+  lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
+  second = (sum(4 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
+            if second_order.applies(student, train) else 0.0)
+  itemsize = train.jnp_dtype.itemsize
+  per_device = math.ceil(rows / devices)
+  points = [_points(train, n) for n in ns]
+  together = min(per_device, batch_budget.replicate_batch(student, train, points, jax.local_devices()[0]))
+  steps = sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * together
+  pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
+  test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
+  jacobian = (max(lm_rows) * (p + 1) + p * p) * itemsize if second else 0
+  return ProgramCost(group.kind, plan.variants[group.variant].label, widths, rows, ns, p, len(missing),
+                     rows * (first + second), steps + pool + test + jacobian)
+
+
+def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
+  """(the programs of `shard`'s missing cells, the cells already done in `workdir`). No training."""
+  plan = study.plan(config, shard)
+  results.check_workdir(workdir, config)
+  done = set()
+  if (pathlib.Path(workdir) / 'config.json').exists():
+    done = {results.cell_key(r) for r in results.load(workdir, plan.config_hash)}
+  devices = len(jax.local_devices())
+  made, out, done_here = {}, [], 0
+  for group in plan.groups:
+    cells = plan.cells(group)
+    missing = [c for c in cells if plan.cell_key(group, *c) not in done]
+    done_here += len(cells) - len(missing)
+    if not missing:
+      continue
+    variant = plan.variants[group.variant]
+    if group.variant not in made:
+      made[group.variant] = teachers.make_teacher(variant.teacher, variant.inputs, group.train.jnp_dtype)
+    out.append(program_cost(plan, group, students.make_student(group.student, made[group.variant]), missing, devices))
+  return out, done_here
+
+
+def describe(programs: list[ProgramCost], done: int, rate: float) -> str:
+  """The dry run's printout: one line per program, then the totals and the time estimate."""
+  devices = jax.local_devices()
+  lines = [f'{"kind":9s} {"variant":18s} {"widths":14s} {"rows":>5s} {"P":>7s} {"ns":24s} {"cells":>6s} '
+           f'{"TFLOP":>9s} {"MiB/dev":>8s}']
+  for c in programs:
+    ns = ','.join('inf' if n is None else str(n) for n in c.ns)
+    ns = ns if len(ns) <= 24 else f'{c.ns[0]}..{"inf" if c.ns[-1] is None else c.ns[-1]} ({len(c.ns)})'
+    widths = ','.join(map(str, c.widths))
+    widths = widths if len(widths) <= 14 else f'{c.widths[0]}..{c.widths[-1]} ({len(c.widths)})'
+    variant = ','.join(str(v) for v in c.variant.values()) or '-'
+    lines.append(f'{c.kind:9s} {variant[:18]:18s} {widths:14s} {c.rows:5d} {c.params:7d} {ns:24s} '
+                 f'{c.cells:6d} {c.flops / 1e12:9.3f} {c.bytes_per_device / 2**20:8.1f}')
+  flops = sum(c.flops for c in programs)
+  peak = max((c.bytes_per_device for c in programs), default=0)
+  seconds = flops / (rate * len(devices))
+  lines.append(f'cells to train: {sum(c.cells for c in programs)} in {len(programs)} programs '
+               f'({done} already done); training at the step budget: {flops / 1e12:.3f} TFLOP; '
+               f'peak memory per device: {peak / 2**20:.1f} MiB')
+  lines.append(f'devices: {len(devices)} x {devices[0].platform}:{devices[0].device_kind} at '
+               f'{rate / 1e9:.1f} GFLOP/s each (measured matmul); estimated time at the budget: '
+               f'{_duration(seconds)}')
+  return '\n'.join(lines)
+
+
+def _duration(seconds: float) -> str:
+  if seconds < 120:
+    return f'{seconds:.0f} s'
+  return f'{seconds / 60:.0f} min' if seconds < 7200 else f'{seconds / 3600:.1f} h'

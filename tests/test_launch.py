@@ -1,0 +1,73 @@
+"""What a launch does before it trains: its cost (--dry_run), one sweep per workdir shard (the
+lock), and quiet output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
+
+from experiments import launch_cost, results
+from helpers import QUICK, ROOT, cli, tiny_config, tiny_flags
+from teacher_student import second_order
+
+
+def test_the_cost_is_the_hand_count_of_the_tiny_study(x64):
+  """Tiny study: one program (widths 2, 4 padded to P(4) = 4·4 + 4 + 4 + 1 = 25), 2 seeds, n = 8,
+  32 and the online column (256 points a step), 300 Adam steps and <= 1000 LM steps each."""
+  config = tiny_config(train__dtype='float64')
+  (program,), done = launch_cost.launch_cost(config, '/nonexistent/workdir')
+  p, rows = 25, 2 * 2
+  first = 6 * p * (8 + 32 + 256) * 300
+  second = sum(4 * n * p * p + p**3 / 3 for n in (8, 32, second_order.ONLINE_POINTS)) * 1000
+  assert done == 0 and (program.params, program.rows, program.cells) == (p, rows, 12)
+  assert program.flops == pytest.approx(rows * (first + second), rel=1e-12)
+
+
+def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path):
+  workdir = tmp_path / 'w'
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags())
+  assert out.returncode == 0, out.stderr
+  assert 'cells to train: 12 in 1 programs (0 already done)' in out.stdout, out.stdout
+  assert 'GFLOP/s' in out.stdout and 'MiB' in out.stdout and 'estimated time' in out.stdout
+  assert not workdir.exists()
+  assert cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', *tiny_flags()).returncode == 0
+  again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags())
+  assert 'cells to train: 0 in 0 programs (12 already done)' in again.stdout, again.stdout
+
+
+def test_a_second_launch_on_a_busy_shard_exits_2_in_one_line_and_writes_nothing(tmp_path):
+  with results.shard_lock(tmp_path, (0, 1)):
+    before = sorted((p.relative_to(tmp_path), p.stat().st_size) for p in tmp_path.rglob('*'))
+    out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags())
+    after = sorted((p.relative_to(tmp_path), p.stat().st_size) for p in tmp_path.rglob('*'))
+  lines = [l for l in out.stderr.splitlines() if l.strip()]
+  assert out.returncode == 2 and len(lines) == 1, out.stderr
+  assert f'pid {os.getpid()}' in lines[0] and 'is being swept' in lines[0]
+  assert before == after
+
+
+def test_a_killed_holder_leaves_the_shard_free(tmp_path):
+  holder = subprocess.Popen([sys.executable, '-c', (
+      'import sys, time; from experiments import results\n'
+      f'with results.shard_lock({str(tmp_path)!r}, (0, 1)):\n'
+      '  print("held", flush=True); time.sleep(60)')], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == 'held'
+  with pytest.raises(results.WorkdirBusy, match=f'pid {holder.pid}'):
+    with results.shard_lock(tmp_path, (0, 1)):
+      pass
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  with results.shard_lock(tmp_path, (0, 1)):   # free again, without anyone cleaning up
+    pass
+  with results.shard_lock(tmp_path, (1, 2)):   # another shard is never blocked by this one
+    pass
+
+
+def test_entry_points_print_no_platform_probing_lines(tmp_path):
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', '--dry_run', *tiny_flags())
+  assert out.returncode == 0 and 'Unable to initialize backend' not in out.stderr + out.stdout, out.stderr
