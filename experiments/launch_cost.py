@@ -132,3 +132,11 @@ def _duration(seconds: float) -> str:
   if seconds < 120:
     return f'{seconds:.0f} s'
   return f'{seconds / 60:.0f} min' if seconds < 7200 else f'{seconds / 3600:.1f} h'
+
+
+def print_dry_run(config, workdir, shard=(0, 1)) -> None:
+  """What `--dry_run` prints (`describe`), measured in the study's JAX settings. Writes nothing."""
+  from experiments import runner
+  with runner.jax_settings(config):
+    programs, done = launch_cost(config, workdir, shard)
+    print(describe(programs, done, matmul_flops(config.train.dtype, size=1024, repeats=5)))

@@ -67,9 +67,7 @@ def main(argv):
   if _DRY_RUN.value:
     for i in range(max(_NUM_SHARDS.value, 1)):
       cli.or_fail(study.plan, config, (i, _NUM_SHARDS.value))
-    with runner.jax_settings(config):
-      programs, done = cli.or_fail(launch_cost.launch_cost, config, _WORKDIR.value)
-      print(launch_cost.describe(programs, done, launch_cost.matmul_flops(config.train.dtype, size=1024, repeats=5)))
+    cli.or_fail(launch_cost.print_dry_run, config, _WORKDIR.value)
     print(f'slurm: {_NUM_SHARDS.value} tasks would share these cells (dry run: nothing submitted)')
     return
   jobs = cli.or_fail(launch, config, _WORKDIR.value, _NUM_SHARDS.value, _EXECUTOR.value,

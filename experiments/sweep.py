@@ -64,9 +64,7 @@ def main(argv):
     shard = (_SHARD_INDEX.value, _NUM_SHARDS.value)
   workdir = cli.or_fail(validated_workdir, config, shard, _WORKDIR.value, _NEW_WORKDIR.value)
   if _DRY_RUN.value:
-    with runner.jax_settings(config):
-      programs, done = cli.or_fail(launch_cost.launch_cost, config, workdir, shard)
-      print(launch_cost.describe(programs, done, launch_cost.matmul_flops(config.train.dtype, size=1024, repeats=5)))
+    cli.or_fail(launch_cost.print_dry_run, config, workdir, shard)
     return
   try:
     summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)
