@@ -13,9 +13,11 @@ and prints a summary. Per row:
                        over the members that interpolate (ens_interpolating of ens_members)
   D = eps − R − U      learning deficiency, with a 95% interval (never clipped: estimator noise
                        can make it slightly negative); D_share = D / eps
-  D_optimization       per seed, the final normalized training error in excess of R(m): what a
-                       better optimizer would remove (with the second-order phase the training
-                       error is at the floor, or at a certified stationary point)
+  D_optimization       per seed, the final normalized training error in excess of R(m): at
+                       realizable widths (R = 0) what a better optimizer would remove (the training
+                       error is at the floor or at a certified stationary point); at the others
+                       negative where a small sample is fitted better than the class fits the
+                       population (train < R: the sample's optimism, carried by D_bias)
   D_bias               per seed, D − D_optimization = test error − training error − U: with the
                        training error at the floor, the test error of the interpolant the learner
                        picked; both with 95% intervals over seeds

@@ -17,7 +17,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from analysis import joint, powerlaw  # noqa: E402
+from analysis import forms, powerlaw, selection  # noqa: E402
 
 ERR_LABEL = 'normalized test error ε  (MSE / Var f*)'
 N_LABEL = 'training samples n'
@@ -151,14 +151,20 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
 
 
 def joint_fit(fits_variant, cells, out_dir):
-  m, n, eps = cells
-  if len(eps) < 8:
-    raise CannotDraw('fewer than 8 cells for the joint law')
+  """The selected joint form (`analysis.selection`): predicted vs measured, in-sample and fitted on
+  the small corner only. cells: (m, n, ε) seed means; the online column (n = ∞) is left out."""
   j = fits_variant['joint']
-  pred = joint.predict(j['in_sample']['params'], m, n)
-  ex = j['extrapolation']
-  corner = (m <= ex['m_max']) & (n <= ex['n_max'])
-  pred_ex = joint.predict(ex['params'], m, n) if ex['success'] else np.full_like(eps, np.nan)
+  name = j.get('selected')
+  if name is None:
+    raise CannotDraw('no joint form could be scored')
+  m, n, eps = (np.asarray(v, float) for v in cells)
+  m, n, eps = m[np.isfinite(n)], n[np.isfinite(n)], eps[np.isfinite(n)]
+  r = np.asarray([j['r_m'].get(str(int(mi)), np.nan) for mi in m])
+  c = forms.Cells(m, n, eps, np.zeros_like(eps), np.ones_like(eps), r, eps <= j['floor'])
+  entry, ex = j['forms'][name], j['forms'][name]['extrapolation']
+  pred = np.exp(selection.as_fit(name, entry).log_predict(c))
+  pred_ex = np.exp(selection.as_fit(name, ex).log_predict(c)) if ex['success'] else np.full_like(eps, np.nan)
+  corner = selection.splits(c)['extrapolation'][0]
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
   lo, hi = max(min(eps.min(), np.nanmin(pred)), FLOOR), max(eps.max(), np.nanmax(pred)) * 1.5
   for ax in axes:
@@ -167,20 +173,21 @@ def joint_fit(fits_variant, cells, out_dir):
            ylabel='predicted ε̂')
   sc = axes[0].scatter(eps, np.maximum(pred, FLOOR), c=np.log2(m), cmap='viridis', s=18)
   fig.colorbar(sc, ax=axes[0], label='log2 m')
-  axes[0].set_title(f'Joint law, in-sample: μ={j["in_sample"]["mu"]:+.2f}, σ={j["in_sample"]["sigma"]:.2f}\n'
-                    f'5-fold CV: μ={j["cross_validation"]["mu"]:+.2f}, σ={j["cross_validation"]["sigma"]:.2f}')
-  axes[1].scatter(eps[corner], np.maximum(pred_ex[corner], FLOOR), s=18, color='tab:blue',
-                  label=f'fitted: m ≤ {ex["m_max"]:.0f}, n ≤ {ex["n_max"]:.0f}')
+  axes[0].set_title(f'{name}, in-sample: {entry["in_sample"]["rms_log10"]:.2f} decades RMS\n'
+                    f'{entry["cv"]["folds"]}-fold CV: {entry["cv"]["rms_log10"]:.2f} decades RMS')
+  axes[1].scatter(eps[corner], np.maximum(pred_ex[corner], FLOOR), s=18, color='tab:blue', label=f'fitted: {ex["fit_on"]}')
   axes[1].scatter(eps[~corner], np.maximum(pred_ex[~corner], FLOOR), s=18, color='tab:orange', label='extrapolated')
-  axes[1].set_title(f'Extrapolation from the small corner: μ={ex["mu"]:+.2f}, σ={ex["sigma"]:.2f}')
+  axes[1].set_title(f'{name}, from the small corner: {ex["rms_log10"]:.2f} decades RMS on the rest')
   axes[1].legend(loc='upper left')
   rows = [{'m': mi, 'n': ni, 'eps': ei, 'pred_in_sample': pi, 'in_corner': bool(ci), 'pred_extrapolation': qi}
           for mi, ni, ei, pi, ci, qi in zip(m, n, eps, pred, corner, pred_ex)]
   png, path = _save(fig, out_dir, 'fig3_joint_fit', rows,
                     ['m', 'n', 'eps', 'pred_in_sample', 'in_corner', 'pred_extrapolation'])
-  return png, path, ('The joint law ε̂(m, n) = ε0 |ε̃/(ε̃ − iη)|, ε̃ = a n^(−α) + b m^(−β) + c∞: predicted vs '
-                     'measured seed-mean errors (left, fitted on all cells; right, fitted on the small corner '
-                     'and extrapolated to the rest). Points on the dashed line are predicted exactly.')
+  verdict = {True: 'passes', False: 'fails', None: 'has no'}[entry['gof']['fits']]
+  return png, path, (f'The joint form selected by cross-validation, {name} (ε = {forms.FORMS[name].formula}), which {verdict} '
+                     'its χ² goodness-of-fit test: predicted vs measured seed-mean errors at finite n (left, fitted '
+                     'on all cells; right, fitted on the small corner and extrapolated to the rest). Points on the '
+                     'dashed line are predicted exactly.')
 
 
 DECOMPOSITION_LINES = (('eps', 'k', 'o', 'ε (measured)'), ('R', 'tab:red', 's', 'realizability R'),

@@ -4,8 +4,10 @@ r"""Fits the scaling laws of a sweep and writes DIR/fits.json (DESIGN §5).
 
 Per variant (ablation level): for every width m, the learning curve ε(n) = a n^(−α) + c with
 bootstrap intervals over seeds and its Hestness regions; for every n (and the online column),
-the width curve ε(m) = b m^(−β) + c; the joint law ε̂(m, n) with μ, σ of δ in-sample, in 5-fold
-cross-validation and when extrapolating from the small corner of the grid.
+the width curve ε(m) = b m^(−β) + c; the Rosenfeld joint law ε̂(m, n) fitted on δ, with μ, σ of δ
+in-sample, in 5-fold cross-validation and extrapolated from the small corner of the grid; and the
+joint forms of `analysis.forms` compared out of sample (`analysis.selection`): joint.forms,
+joint.selected, the selected form's bootstrap intervals.
 """
 
 import json
@@ -16,7 +18,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from analysis import joint, powerlaw, regions, tables
+from analysis import forms, joint, powerlaw, regions, selection, tables
 from experiments import cli, results
 
 
@@ -36,7 +38,21 @@ def joint_cells(g):
   return mm[ok], nn[ok], mean[ok]
 
 
-def analyze_variant(records, variant, n_boot=200) -> dict:
+def joint_forms(g, floor: float, n_boot: int) -> dict:
+  """The joint forms compared on the finite-n cells (`selection.compare`), R(m) the online
+  column's seed mean, and bootstrap intervals for the selected form."""
+  finite = np.isfinite(g['ns'])
+  r_m = tables.mean_se(g['values'][:, :, ~finite][:, :, 0], axis=1)[0] if (~finite).any() else np.full(len(g['ms']), np.nan)
+  cells = selection.cells_of(g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor)
+  out = selection.compare(cells)
+  out.update(floor=floor, censored_cells=int(cells.censored.sum()), r_m=dict(zip(map(str, g['ms'].astype(int)), r_m.tolist())))
+  if out['selected']:
+    out['forms'][out['selected']]['interval'] = selection.bootstrap(
+        out['selected'], g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor, n_boot=n_boot)
+  return out
+
+
+def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('float64')) -> dict:
   g = tables.grid(records, variant=variant)
   finite = np.isfinite(g['ns'])
   ns = g['ns'][finite]
@@ -61,6 +77,7 @@ def analyze_variant(records, variant, n_boot=200) -> dict:
       'in_sample_log_objective': joint.fit(m, n, eps, objective='log').to_json(),
       'cross_validation': joint.cross_validate(m, n, eps),
       'extrapolation': joint.extrapolate(m, n, eps, m_max=corner_m, n_max=corner_n),
+      **joint_forms(g, floor, n_boot // 2),
   }
   return out
 
@@ -70,8 +87,9 @@ def analyze(workdir, n_boot=200) -> dict:
   if not records:
     raise ValueError(f'{workdir} has no finished cells yet')
   cfg = results.read_config(workdir)
+  floor = forms.precision_floor(cfg['config']['train']['dtype'])
   return {'config_hash': cfg['hash'], 'cells': len(records), 'status': tables.status_counts(records),
-          'variants': [analyze_variant(records, v, n_boot) for v in tables.variants(records)]}
+          'variants': [analyze_variant(records, v, n_boot, floor) for v in tables.variants(records)]}
 
 
 def _fmt(v, interval=None):
@@ -95,6 +113,11 @@ def summary(fits) -> str:
                  f'5-fold CV μ={j["cross_validation"]["mu"]:+.3f} σ={j["cross_validation"]["sigma"]:.3f}; '
                  f'extrapolation from m<={j["extrapolation"]["m_max"]:.0f}, n<={j["extrapolation"]["n_max"]:.0f}: '
                  f'μ={j["extrapolation"]["mu"]:+.3f} σ={j["extrapolation"]["sigma"]:.3f}')
+    if j['selected']:
+      e = j['forms'][j['selected']]
+      lines.append(f'  selected joint form: {j["selected"]} (CV {e["cv"]["rms_log10"]:.3f} decades RMS, corner '
+                   f'{e["extrapolation"]["rms_log10"]:.3f}, in n {e["extrapolate_n"]["rms_log10"]:.3f}, in m '
+                   f'{e["extrapolate_m"]["rms_log10"]:.3f}; χ² fits: {e["gof"]["fits"]})')
   return '\n'.join(lines)
 
 

@@ -135,21 +135,32 @@ def bootstrap(x, y_sx, *, n_boot=200, seed=0, level=0.95, **fit_kw) -> dict:
 
 
 def goodness_of_fit(law: PowerLaw, x, mean, se, seeds, *, level: float = 0.05, params: int = 3) -> dict:
-  """Whether the fitted law describes the seed means within the seeds' own scatter.
+  """Whether the fitted law describes the seed means within the seeds' own scatter
+  (`chi2_verdict` of its predictions). Returns {'chi2_per_dof', 'dof', 'p', 'fits'}."""
+  if not law.success:
+    return chi2_verdict(np.full(np.shape(x), np.nan), mean, se, seeds, params=params, level=level)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    return chi2_verdict(np.log(np.maximum(law(np.asarray(x, float)), 1e-300)), mean, se, seeds, params=params,
+                        level=level)
+
+
+def chi2_verdict(log_pred, mean, se, seeds, *, params: int, level: float = 0.05) -> dict:
+  """Whether predictions log ε̂ describe seed means within the seeds' own scatter.
 
   Each point's log residual over its standard error (se/mean: the standard error of log mean,
   to first order) is a t statistic on seeds − 1 degrees of freedom; mapped to a standard normal
   through its distribution function (a handful of seeds gives heavy tails, which a plain χ² would
   read as misfit), their squares sum to χ² on (points − params) degrees of freedom. The law fits
   when P(χ² ≥ observed) > level. Points need a positive mean and at least two seeds.
-  Returns {'chi2_per_dof', 'dof', 'p', 'fits'} ('fits' None when dof < 1 or the fit failed)."""
-  x, mean, se, seeds = (np.asarray(v, float) for v in (x, mean, se, seeds))
+  Returns {'chi2_per_dof', 'dof', 'p', 'fits'} ('fits' None when dof < 1 or a prediction is
+  missing)."""
+  log_pred, mean, se, seeds = (np.asarray(v, float) for v in (log_pred, mean, se, seeds))
   use = np.isfinite(mean) & (mean > 0) & np.isfinite(se) & (se > 0) & (seeds >= 2)
   dof = int(use.sum()) - params
-  if not law.success or dof < 1:
+  if dof < 1 or not np.all(np.isfinite(log_pred[use])):
     return {'chi2_per_dof': float('nan'), 'dof': dof, 'p': float('nan'), 'fits': None}
   with np.errstate(divide='ignore', invalid='ignore'):
-    t = (np.log(np.maximum(law(x[use]), 1e-300)) - np.log(mean[use])) / (se[use] / mean[use])
+    t = (log_pred[use] - np.log(mean[use])) / (se[use] / mean[use])
   z = scipy.stats.norm.isf(scipy.stats.t.sf(t, seeds[use] - 1))
   chi2 = float(np.sum(np.clip(z, -40.0, 40.0) ** 2))   # clipped: the tails of isf overflow to inf
   p = float(scipy.stats.chi2.sf(chi2, dof))

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from analysis import ablation, decompose, figures, fit, tables
+from analysis import ablation, decompose, figures, fit, forms, tables
 from experiments import cli, results, study
 from teacher_student import teachers
 
@@ -133,20 +133,7 @@ def _fit_tables(fv) -> list[str]:
   rows = [[n, _verdict(c), _exponent(c), _fmt(c['fit']['a']), _fmt(c['fit']['c']), _fmt(c['rmse_log'])]
           for n, c in fv['width_curves'].items()]
   out += [_table(['n', 'verdict', 'β [95% CI]', 'b', 'c', 'rms log residual'], rows), '']
-  j = fv['joint']
-  p = j['in_sample']['params']
-  out += ['**Joint law** ε̂ = ε0 |ε̃/(ε̃ − iη)|, ε̃ = a n^(−α) + b m^(−β) + c∞ (gauge η = 1, ε0 = 1), fitted on '
-          f'δ = (ε̂ − ε)/ε over {j["in_sample"]["cells"]} cells: a = {_fmt(p["a"])}, α = {_fmt(p["alpha"])}, '
-          f'b = {_fmt(p["b"])}, β = {_fmt(p["beta"])}, c∞ = {_fmt(p["c_inf"])}.', '',
-          'No goodness-of-fit test is run on the joint law: μ and σ of δ below describe it, they do not accept it.', '',
-          _table(['fit quality', 'μ (mean δ)', 'σ (std δ)'], [
-              ['in-sample', f'{j["in_sample"]["mu"]:+.3f}', f'{j["in_sample"]["sigma"]:.3f}'],
-              ['in-sample, log-objective fit', f'{j["in_sample_log_objective"]["mu"]:+.3f}',
-               f'{j["in_sample_log_objective"]["sigma"]:.3f}'],
-              ['5-fold cross-validation', f'{j["cross_validation"]["mu"]:+.3f}', f'{j["cross_validation"]["sigma"]:.3f}'],
-              [f'extrapolation from m ≤ {j["extrapolation"]["m_max"]:.0f}, n ≤ {j["extrapolation"]["n_max"]:.0f} '
-               f'({j["extrapolation"]["test_cells"]} held-out cells)', f'{j["extrapolation"]["mu"]:+.3f}',
-               f'{j["extrapolation"]["sigma"]:.3f}']]), '']
+  out += _joint_forms(fv['joint'])
   return out
 
 
@@ -156,6 +143,44 @@ SOURCES = ('R', 'U', 'D_optimization', 'D_bias')
 def _dominant(r) -> str:
   """The largest of the error's sources in a row (R, U, D_optimization, D_bias)."""
   return max(SOURCES, key=lambda k: r[k] if math.isfinite(r[k]) else -math.inf)
+
+
+def _joint_forms(j) -> list[str]:
+  """The joint forms compared out of sample (`analysis.selection`) and the selected one."""
+  names = list(j.get('forms', {}))
+  if not names:
+    return ['**Joint forms:** none could be fitted (too few cells).', '']
+  first = j['forms'][names[0]]
+  out = [f'**Joint forms** ε(m, n), fitted in log space (Huber loss) on {first["in_sample"]["cells"]} finite-n cells '
+         f'(m̃, ñ: m and n over their geometric means; `realizable` takes R(m) from the online column\'s mean; '
+         f'{j["censored_cells"]} cells at the precision floor {j["floor"]:.1e} fitted as upper bounds). Errors are '
+         'RMS of log10(ε̂/ε) in decades on held-out cells: cross-validation over cells, and extrapolation from '
+         f'the small corner ({first["extrapolation"]["fit_on"]}), in n ({first["extrapolate_n"]["fit_on"]}) and in m '
+         f'({first["extrapolate_m"]["fit_on"]}). Verdict: χ² of the in-sample log residuals against the seeds\' '
+         'standard errors, fits at p > 0.05.', '']
+  rows = [[name, f'ε = {forms.FORMS[name].formula}', _verdict(e), _fmt(e['in_sample']['rms_log10']),
+           f'{_fmt(e["cv"]["rms_log10"])} (μ {e["cv"]["mu"]:+.2g}, σ {e["cv"]["sigma"]:.2g})',
+           _fmt(e['extrapolation']['rms_log10']), _fmt(e['extrapolate_n']['rms_log10']),
+           _fmt(e['extrapolate_m']['rms_log10'])] for name, e in j['forms'].items()]
+  out += [_table(['form', 'formula', 'verdict', 'in-sample', f'{first["cv"]["folds"]}-fold CV (δ)', 'corner',
+                  'in n', 'in m'], rows), '']
+  name = j['selected']
+  if name is None:
+    return out + ['No form could be scored out of sample.', '']
+  e = j['forms'][name]
+  interval = e.get('interval', {})
+  params = ', '.join(f'{p} = {_fmt(v)}' + (f' [{_fmt(interval[p][0])}, {_fmt(interval[p][1])}]' if p in interval else '')
+                     for p, v in e['params'].items())
+  fits = e['gof']['fits']
+  out += [f'**Selected: {name}** (the simplest form within one standard error of the lowest cross-validated error). '
+          f'Its parameters (95% intervals: bootstrap over seeds): {params}. '
+          + ('It fits the cells within the seeds\' scatter.' if fits else
+             'It does not fit the cells within the seeds\' scatter: its parameters describe the best of these forms, '
+             'not a law the data follow.' if fits is False else 'No goodness-of-fit test was possible.')
+          + f' Held out, it misses by {_fmt(e["cv"]["rms_log10"])} decades (cross-validation) and by '
+          f'{_fmt(e["extrapolation"]["rms_log10"])}, {_fmt(e["extrapolate_n"]["rms_log10"])} and '
+          f'{_fmt(e["extrapolate_m"]["rms_log10"])} decades extrapolating from the corner, in n and in m.', '']
+  return out
 
 
 def _headline(rows) -> list[str]:
@@ -190,7 +215,24 @@ def _headline(rows) -> list[str]:
   out += ['**Converged cells at certified stationary points above the floor** (the rest reached the floor): '
           + '; '.join(shares) + '. At realizable widths their training error is D_optimization; at the others '
           'it includes R.', '']
+  below = [r for r in rows if r['R_source'] != 'certificate' and r['D_optimization_hi'] < 0]
+  if below:
+    cells = '; '.join(f'm = {m}: n = {", ".join(str(r["n"]) for r in below if r["m"] == m)}'
+                      for m in sorted({r['m'] for r in below}))
+    out += [f'**Training error below R** ({cells}): these students fit their sample better than their class '
+            'fits the population (R, from the online column), so D_optimization = training error − R is negative '
+            'there (95% interval below 0): it measures the sample\'s optimism, not an optimizer\'s excess, and '
+            'D_bias = ε − training error − U carries the overfitting.', '']
   return out
+
+
+def _at_ns(value_at_n: dict) -> str:
+  """'2.2 at n = 16', '2.2, 1.5 at n = 16, 32' (up to four), else the range with its end points' n."""
+  ns = sorted(value_at_n)
+  if len(ns) <= 4:
+    return f'{", ".join(f"{value_at_n[n]:.3g}" for n in ns)} at n = {", ".join(map(str, ns))}'
+  lo, hi = min(ns, key=value_at_n.get), max(ns, key=value_at_n.get)
+  return f'between {value_at_n[lo]:.3g} (n = {lo}) and {value_at_n[hi]:.3g} (n = {hi})'
 
 
 def _ensemble_note(rows) -> list[str]:
@@ -214,8 +256,8 @@ def _ensemble_note(rows) -> list[str]:
                 'interpolating members still disagree off the sample, which the linearized U (exact for '
                 'linear-in-parameter teachers only) does not see.'))
   if positive:
-    ratio = [r['U_ens'] / r['U'] for r in positive]
-    text += f' Where U > {decompose.ZERO:g}, U_ens / U ranges {min(ratio):.3g} to {max(ratio):.3g}.'
+    ratio = {r['n']: r['U_ens'] / r['U'] for r in positive}
+    text += f' Where U > {decompose.ZERO:g}, U_ens / U is {_at_ns(ratio)}.'
   return [text, '']
 
 

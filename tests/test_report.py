@@ -88,7 +88,11 @@ def test_learning_and_width_curve_csvs_hold_the_seed_means(report):
 def test_joint_decomposition_exponent_and_nyquist_csvs(report):
   workdir, recs = report
   joint = _csv(workdir, 'fig3_joint_fit')
-  assert len(joint) == 3 * 4 and sum(r['in_corner'] == 'True' for r in joint) > 0
+  assert len(joint) == 3 * 3 and sum(r['in_corner'] == 'True' for r in joint) > 0   # finite n only
+  fits = json.loads((workdir / 'fits.json').read_text())
+  j = fits['variants'][0]['joint']
+  assert j['selected'] in j['forms'] and set(j['forms'][j['selected']]['cv']) >= {'rms_log10', 'mu', 'sigma'}
+  assert f'**Selected: {j["selected"]}**' in (workdir / 'report.md').read_text()
   for row in _csv(workdir, 'fig4_decomposition'):
     assert float(row['D']) == pytest.approx(float(row['eps']) - float(row['R']) - float(row['U']), abs=1e-12)
     # D_optimization is the training error in excess of R, D_bias the rest of D.
@@ -97,7 +101,6 @@ def test_joint_decomposition_exponent_and_nyquist_csvs(report):
   assert '| 2 | 8 | 1 | 0 | 1 | 0 |' in text   # m = 2, n = 8: one seed at the floor, one not converged
   levels = _csv(workdir, 'fig5_exponents')
   assert [int(r['level']) for r in levels] == [1, 2]
-  fits = json.loads((workdir / 'fits.json').read_text())
   assert float(levels[0]['alpha']) == pytest.approx(fits['variants'][0]['learning_curves']['8']['fit']['alpha'])
   nyq = _csv(workdir, 'fig6_nyquist')
   exact = {int(float(r['n'])): float(r['eps']) for r in nyq if r['learner'] == 'nyquist'}

@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
       stationary_tol=1e-8))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
   c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=4))
-  c.nyquist = ml_collections.ConfigDict(dict(cutoff=4, dim=2, widths=(8, 32)))
+  c.nyquist = ml_collections.ConfigDict(dict(cutoff=4, dim=2, widths=(8, 16)))
   return c
 
 
