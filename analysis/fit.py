@@ -22,11 +22,14 @@ from analysis import forms, joint, powerlaw, regions, selection, tables
 from experiments import cli, results
 
 
-def _curve(x, y_sx, n_boot):
-  b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot)
+def _curve(x, y_sx, n_boot, floor):
+  """A power law with offset through seed means, censored at `floor`; the χ² verdict leaves the
+  censored points out (bounds, not measurements)."""
+  b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot, floor=floor)
   mean, se, count = tables.mean_se(y_sx)
+  measured = np.where(mean > floor, mean, np.nan)
   return {'fit': b['fit'].params(), 'interval': b['interval'], 'rmse_log': b['fit'].rmse_log,
-          'success': b['fit'].success, 'gof': powerlaw.goodness_of_fit(b['fit'], x, mean, se, count),
+          'success': b['fit'].success, 'gof': powerlaw.goodness_of_fit(b['fit'], x, measured, se, count),
           'x': x.tolist(), 'mean': mean.tolist(), 'se': se.tolist(), 'seeds': count.tolist()}
 
 
@@ -58,7 +61,7 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
   ns = g['ns'][finite]
   out = {'variant': variant, 'diverged_cells': g['diverged'], 'learning_curves': {}, 'width_curves': {}}
   for i, m in enumerate(g['ms']):
-    curve = _curve(ns, g['values'][i][:, finite], n_boot)
+    curve = _curve(ns, g['values'][i][:, finite], n_boot, floor)
     curve['P'] = float(g['P'][i])
     # Cells whose learner did not converge: not fitted, drawn hollow (mean of those seeds).
     curve['unconverged_mean'] = tables.mean_se(g['unconverged'][i][:, finite])[0].tolist()
@@ -66,7 +69,7 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
     out['learning_curves'][str(int(m))] = curve
   for j, n in enumerate(g['ns']):
     label = 'online' if math.isinf(n) else str(int(n))
-    out['width_curves'][label] = _curve(g['ms'], g['values'][:, :, j].T, n_boot)
+    out['width_curves'][label] = _curve(g['ms'], g['values'][:, :, j].T, n_boot, floor)
   m, n, eps = joint_cells(g)
   fitted = joint.fit(m, n, eps)
   ms_sorted, ns_sorted = np.unique(g['ms']), np.unique(ns)

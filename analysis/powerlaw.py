@@ -40,7 +40,7 @@ def _check(x, y):
   return x[keep], y[keep]
 
 
-def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, start=None) -> PowerLaw:
+def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, start=None, floor: float = 0.0) -> PowerLaw:
   """Fits ε(x) = a x^(−α) + c to points (x, y) (non-finite or non-positive y are dropped).
 
   Args:
@@ -49,6 +49,8 @@ def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, sta
     weights: optional per-point weights of the residuals.
     fit_offset: if False, c = 0 (a pure power law).
     start: a PowerLaw to start from (one start instead of the grid).
+    floor: points at or below it are censored (the dtype's precision, `forms.precision_floor`):
+      upper bounds, so only a prediction above them is a residual.
   """
   x, y = _check(x, y)
   if len(x) < (3 if fit_offset else 2):
@@ -62,8 +64,11 @@ def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, sta
     la, alpha, c = theta if fit_offset else (*theta, 0.0)
     return np.exp(la - alpha * u) + c
 
+  censored = y <= floor
+
   def residuals(theta):
-    return w * (np.log(np.maximum(model(theta), 1e-300)) - ly)
+    res = np.log(np.maximum(model(theta), 1e-300)) - ly
+    return w * np.where(censored, np.maximum(res, 0.0), res)
 
   ymax, ymin = y.max(), y.min()
   if start is not None and start.success:
@@ -88,7 +93,7 @@ def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, sta
   if best is None:
     return PowerLaw(np.nan, np.nan, np.nan, np.nan, False)
   la, alpha, c = best.x if fit_offset else (*best.x, 0.0)
-  rmse = float(np.sqrt(np.mean((np.log(model(best.x)) - ly) ** 2)))
+  rmse = float(np.sqrt(np.mean((residuals(best.x) / w) ** 2)))
   # a for the original x: a x^(−α) = exp(la − α (log x − lx0)).
   return PowerLaw(float(np.exp(la + alpha * lx0)), float(alpha), float(c), rmse, bool(best.success))
 

@@ -43,10 +43,12 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from experiments import benchmark_torch, cli, launch_cost
+from experiments import benchmark_torch, cli, launch_cost, time_to_floor
+from experiments.configs import quick
 from teacher_student import data, engine, evaluation, inputs, sequential, students, teachers, train_spec
 
 MATCH_RTOL_FLOAT64 = 1e-9   # tests/conftest.py explains the values
+TIME_TO_FLOOR_CELL = (8, 256)   # (m, n) of the quick study: realizable, past n*, both ways reach the floor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +240,13 @@ def main(argv):
   print(f'matmul: {peak / 1e9:.1f} GFLOP/s', file=sys.stderr)
   for name in classes:
     report[name] = run_class(name, CLASSES[name], peak)
+  if flags.FLAGS.time_to_floor:
+    m, n = TIME_TO_FLOOR_CELL
+    t = report['time_to_converged'] = time_to_floor.measure(quick.get_config(), m, n)
+    print(f'time to converged (quick study, m={m}, n={n}, {t["cells"]} seeds): two phases {t["two_phase_seconds"]:.1f} s '
+          f'({t["two_phase_at_floor"]} at the floor), first order alone {t["first_order_seconds"]:.1f} s '
+          f'({t["first_order_at_floor"]} at the floor after {t["first_order_steps"]} steps): ratio '
+          f'{"≥ " if t["ratio_is_lower_bound"] else ""}{t["ratio"]:.1f}x', file=sys.stderr)
   out.write_text(json.dumps(report, indent=1) + '\n')
   print(table(report), end='')
 
@@ -246,4 +255,6 @@ if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('classes', list(CLASSES), 'Cell classes to run.')
   flags.DEFINE_string('table_from', None, 'Print the markdown table of this JSON report and exit (no run).')
+  flags.DEFINE_bool('time_to_floor', True, 'Also time the quick study\'s realizable students to the training-error '
+                    'floor, two phases vs first order alone (experiments.time_to_floor).')
   app.run(main, flags_parser=cli.parse_flags)

@@ -1,6 +1,7 @@
 """analysis.powerlaw: known answers on synthetic curves."""
 
 import numpy as np
+import pytest
 
 from analysis import powerlaw
 
@@ -58,3 +59,12 @@ def test_goodness_of_fit_accepts_1pct_noise_and_rejects_a_kink():
   mean, se = y_sx.mean(0), y_sx.std(0, ddof=1) / np.sqrt(5)
   verdict = powerlaw.goodness_of_fit(powerlaw.fit(NS, mean), NS, mean, se, np.full(len(NS), 5))
   assert verdict['fits'] is False and verdict['p'] < 1e-6
+
+
+def test_censored_floor_is_not_read_as_an_irreducible_error():
+  # A pure power law seen through a precision floor: values below 1e-9 read as 1e-9.
+  x = 2.0 ** np.arange(4, 13)
+  y = np.maximum(2 * x**-3.0, 1e-9)
+  censored, naive = powerlaw.fit(x, y, floor=1e-9), powerlaw.fit(x, y)
+  assert censored.alpha == pytest.approx(3.0, rel=1e-3) and censored.c < 1e-11
+  assert naive.c > 5e-10   # uncensored, the floor becomes the offset c
