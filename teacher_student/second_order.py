@@ -9,10 +9,10 @@ that holds the points sitting on a unit's kink there (`kink_rows`) and take the 
 their minima often lie on kinks, where a free step bounces off the V-shaped valley. It stops on
   'tolerance'   L <= train.floor (the interpolating learner, at float precision);
   'stationary'  a certified stationary point: no step decreases L any further, either with
-                ‖∇L‖ <= train.stationary_tol (steps lower L by < STALL_RTOL relative), or at any
-                damping up to LAMBDA_MAX and along none of 2P random directions of relative
-                length 1e-3, 1e-4, ..., 1e-7 (a local minimum at that resolution where L is not
-                differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
+                ‖∇L‖ <= train.stationary_tol (steps lower L by < STALL_RTOL relative), or by
+                PROGRESS_RTOL relative at no damping up to LAMBDA_MAX and along none of 2P random
+                directions of relative length 1e-3, 1e-4, ..., 1e-7 (a local minimum at that
+                resolution where L is not differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
   'budget'      `train.second_order_steps` steps without either (not converged).
 Hand-written rather than optimistix's LevenbergMarquardt, which made no progress on an
 over-parameterized student (P > n: a singular normal matrix, which λ > 0 keeps solvable here) and
