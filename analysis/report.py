@@ -17,9 +17,10 @@ import sys
 
 import ml_collections
 import numpy as np
+import scipy.stats
 from absl import app, flags
 
-from analysis import ablation, decompose, figures, fit, forms, tables
+from analysis import ablation, decompose, figures, fit, forms, powerlaw, tables
 from experiments import cli, results, study
 from teacher_student import teachers
 
@@ -235,6 +236,27 @@ def _at_ns(value_at_n: dict) -> str:
   return f'between {value_at_n[lo]:.3g} (n = {lo}) and {value_at_n[hi]:.3g} (n = {hi})'
 
 
+def _d_bias_laws(rows) -> list[str]:
+  """Whether D_bias follows a power law a n^(−α) past n* at each realizable width (χ² verdict as for
+  the learning curves; standard errors from the rows' 95% intervals and converged seed counts)."""
+  found = []
+  for m in sorted({r['m'] for r in rows if r['R_source'] == 'certificate'}):
+    cells = [r for r in rows if r['m'] == m and r['past_n_star'] and r['D_bias'] > 0 and r['ok'] >= 2]
+    if len(cells) < 4:
+      found.append(f'm = {m}: too few cells ({len(cells)}) with D_bias > 0')
+      continue
+    n, d, ok = (np.asarray([r[k] for r in cells], float) for k in ('n', 'D_bias', 'ok'))
+    se = (np.asarray([r['D_bias_hi'] for r in cells]) - d) / scipy.stats.t.ppf(0.975, ok - 1)
+    law = powerlaw.fit(n, d, fit_offset=False)
+    gof = powerlaw.goodness_of_fit(law, n, d, se, ok, params=2)
+    verdict = _verdict({'gof': gof, 'success': law.success})
+    found.append(f'm = {m}: α = {_fmt(law.alpha)}, {verdict}' if gof['fits'] else f'm = {m}: {verdict}')
+  if not found:
+    return []
+  return ['**D_bias past n\\* at realizable widths**, a pure power law a n^(−α) through the cells with D_bias > 0 '
+          '(exponents only where it fits): ' + '; '.join(found) + '.', '']
+
+
 def _ensemble_note(rows) -> list[str]:
   """U_ens beside U: how many members interpolated, and how far apart the two are where both exist."""
   by_n = {r['n']: r for r in rows}   # U, U_ens and the member counts depend on n only
@@ -271,6 +293,7 @@ def _decomposition_section(rows) -> list[str]:
          'that interpolate only); R = 0 where the embedding certificate applies, else the best online restart. '
          'D = ε − R − U = D_optimization + D_bias with 95% intervals; only converged (ok) cells are averaged.', '']
   out += _headline(rows)
+  out += _d_bias_laws(rows)
   out += _ensemble_note(rows)
   ci = lambda r, k: f'{_fmt(r[k])} [{_fmt(r[k + "_lo"])}, {_fmt(r[k + "_hi"])}]'
   table = [[r['m'], r['n'], _fmt(r['eps']), _fmt(r['R']), _fmt(r['U']), _fmt(r['U_ens']), ci(r, 'D'),

@@ -134,3 +134,24 @@ def test_ablation_command(report):
     assert p['beta'] == pytest.approx(1.0, rel=0.05)
     assert p['beta_P'] == pytest.approx(p['beta'], rel=0.15)     # depth 1: P = 6m + 1, nearly ∝ m
   assert 'beta_P' in _csv(workdir, 'fig5_exponents')[0]
+
+
+def _d_bias_rows(d_bias_at_n, rel_se=0.01, seeds=6):
+  """Decomposition rows of one realizable width past n*, D_bias with 95% intervals from rel_se."""
+  import scipy.stats
+  half = lambda v: scipy.stats.t.ppf(0.975, seeds - 1) * rel_se * v
+  return [{'m': 8, 'n': n, 'R_source': 'certificate', 'past_n_star': True, 'ok': seeds, 'D_bias': v,
+           'D_bias_hi': v + half(v)} for n, v in d_bias_at_n.items()]
+
+
+def test_d_bias_law_quotes_the_exponent_only_where_the_power_law_fits():
+  from analysis import report
+  ns = [64, 128, 256, 512, 1024, 2048]
+  rng = np.random.default_rng(0)
+  noisy = {n: 3.0 * n**-1.5 * np.exp(0.01 * rng.standard_normal()) for n in ns}   # 1% scatter, 1% se
+  text = ' '.join(report._d_bias_laws(_d_bias_rows(noisy)))
+  alpha = float(text.split('α = ')[1].split(',')[0])
+  assert alpha == pytest.approx(1.5, rel=0.02) and 'fits' in text
+  kinked = {n: 3.0 * n**-1.5 if n <= 256 else 3.0 * 256**-1.5 * (n / 256) ** -4.0 for n in ns}
+  text = ' '.join(report._d_bias_laws(_d_bias_rows(kinked)))
+  assert 'does not fit' in text and 'α =' not in text
