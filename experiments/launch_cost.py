@@ -2,8 +2,8 @@
 
 Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN §3):
   first order   6 · P · points per step · steps          (forward and backward, per student)
-  second order  (4 · N · P² + P³ / 3) · second_order_steps   (Jacobian by P forward passes and
-                JᵀJ on N rows, Cholesky), where the phase applies
+  second order  (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by
+                row in reverse mode, JᵀJ on N rows, Cholesky), where the phase applies
 with P the program's student (narrower students train padded to it). Memory per device is the
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
 phase's Jacobian, with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
@@ -67,7 +67,7 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   p = student.num_params
   first = sum(6 * p * _points(train, n) * train.steps for n in ns)
   lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
-  second = (sum(4 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
+  second = (sum(6 * r * p + 2 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
             if second_order.applies(student, train) else 0.0)
   itemsize = train.jnp_dtype.itemsize
   per_device = math.ceil(rows / devices)

@@ -23,7 +23,7 @@ def test_the_cost_is_the_hand_count_of_the_tiny_study(x64):
   (program,), done = launch_cost.launch_cost(config, '/nonexistent/workdir')
   p, rows = 25, 2 * 2
   first = 6 * p * (8 + 32 + 256) * 300
-  second = sum(4 * n * p * p + p**3 / 3 for n in (8, 32, second_order.ONLINE_POINTS)) * 1000
+  second = sum(6 * n * p + 2 * n * p * p + p**3 / 3 for n in (8, 32, second_order.ONLINE_POINTS)) * 1000
   assert done == 0 and (program.params, program.rows, program.cells) == (p, rows, 12)
   assert program.flops == pytest.approx(rows * (first + second), rel=1e-12)
 
