@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from helpers import tiny_config
 from teacher_student import batch_budget
 
 
@@ -41,3 +42,16 @@ def test_benchmark_cells_get_their_batches_on_cpu():
     cls = benchmark.CLASSES[name]
     student, train, _ = benchmark._cells(cls, 'float32')
     assert expect(batch_budget.replicate_batch(student, train, [max(cls.ns)], cpu)), name
+
+
+def test_time_to_floor_counts_interpolating_students_at_the_floor():
+  # Width 4 holds the tiny study's teacher (width 4) with P = 25 > n = 8 parameters: both phases
+  # interpolate every seed (training error <= 1e-20); first order alone is timed and counted too.
+  from experiments import time_to_floor
+  out = time_to_floor.measure(tiny_config(train__dtype='float64'), m=4, n=8)
+  assert out['cells'] == 2 and out['two_phase_at_floor'] == 2 and out['two_phase_stops'] == {'tolerance': 2}
+  assert out['first_order_steps'] == time_to_floor.FIRST_ORDER_CAP * 300
+  assert out['ratio_is_lower_bound'] == (out['first_order_at_floor'] < 2)
+  assert out['ratio'] == out['first_order_seconds'] / out['two_phase_seconds'] > 0
+  with pytest.raises(ValueError, match='does not contain the teacher'):
+    time_to_floor.measure(tiny_config(train__dtype='float64'), m=2, n=8)
