@@ -20,7 +20,7 @@ and prints a summary. Per row:
                        population (train < R: the sample's optimism, carried by D_bias)
   D_bias               per seed, D − D_optimization = test error − training error − U: with the
                        training error at the floor, the test error of the interpolant the learner
-                       picked; both with 95% intervals over seeds
+                       picked; both with 95% intervals over seeds (_lo, _hi), D_bias also with its standard error
   ok, not_converged, diverged, stationary
                        cell counts by status (only 'ok' cells are averaged in; stationary: ok
                        cells that stopped at a certified stationary point above the floor)
@@ -49,7 +49,8 @@ from teacher_student import data, evaluation, students, teachers
 
 COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 'R_online', 'R_online_se',
            'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'ens_not_converged', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
-           'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'ok', 'not_converged',
+           'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'D_bias_se',
+           'ok', 'not_converged',
            'diverged', 'stationary', 'n_star', 'past_n_star', 'nyquist')
 ZERO = 1e-10   # U below this (float64) counts as 0: 'past n*'
 
@@ -152,7 +153,7 @@ def decompose_variant(records, variant, config) -> list[dict]:
           'D_optimization': d_opt, 'D_optimization_lo': d_opt - _interval(np.nan_to_num(d_opt_se), int(count)),
           'D_optimization_hi': d_opt + _interval(np.nan_to_num(d_opt_se), int(count)),
           'D_bias': d_bias, 'D_bias_lo': d_bias - _interval(np.nan_to_num(d_bias_se), int(count)),
-          'D_bias_hi': d_bias + _interval(np.nan_to_num(d_bias_se), int(count)),
+          'D_bias_hi': d_bias + _interval(np.nan_to_num(d_bias_se), int(count)), 'D_bias_se': d_bias_se,
           **counts, 'stationary': stationary.get((int(m), n), 0),
           'n_star': tq['n_star'], 'past_n_star': u < ZERO,
           'nyquist': float(tq['nyquist'][j]) if tq['nyquist'] is not None else float('nan'),

@@ -284,7 +284,7 @@ def exponents(points, knob, out_dir):
 
 def nyquist(companion, out_dir):
   """companion: {'ns', 'ns_exact', 'B', 'K', 'd', 'nyquist', 'U' (at ns_exact),
-  'students': {m: (mean, se) at ns}}."""
+  'students': {m: (mean, se) at ns}, 'converged_past_b': (ok cells, all cells) at n >= B}."""
   if companion is None:
     raise CannotDraw('no band-limited companion runs (config.nyquist.cutoff = 0)')
   ns = np.asarray(companion['ns'], float)
@@ -314,8 +314,10 @@ def nyquist(companion, out_dir):
   at_b = companion['nyquist'][ns_exact.index(companion['B'])] if companion['B'] in ns_exact else float('nan')
   past_b = [mean[j] for mean, _ in companion['students'].values() for j, n in enumerate(companion['ns'])
             if n >= companion['B'] and _finite(mean[j])]
-  students = (f'trained MLP students (converged seeds) keep errors from {min(past_b):.2g} to {max(past_b):.2g} at '
-              'n >= B' if past_b else 'no trained MLP student converged at n >= B')
+  ok, total = companion['converged_past_b']
+  students = (f'trained MLP students keep errors from {min(past_b):.2g} to {max(past_b):.2g} at n >= B, averaged '
+              f'over the {ok} of {total} cells there whose learner converged (the others are not averaged)'
+              if past_b else f'none of the {total} trained MLP cells at n >= B converged')
   return png, path, (f'On a band-limited teacher with B = {companion["B"]} basis functions, the learner that '
                      f'knows the basis has error {at_b:.2g} at n = B (drawn at the {FLOOR:g} floor when below it); '
                      f'{students}.')

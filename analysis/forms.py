@@ -21,6 +21,8 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
+from analysis import powerlaw
+
 HUBER_SCALE = 0.5   # natural-log residual where the robust loss turns linear (a factor 1.65)
 
 
@@ -143,8 +145,7 @@ class FormFit(NamedTuple):
 
 def residuals(fit: FormFit, cells: Cells) -> np.ndarray:
   """log ε̂ − log ε per cell; at censored cells only the excess above the bound (else 0)."""
-  res = fit.log_predict(cells) - np.log(cells.eps)
-  return np.where(cells.censored, np.maximum(res, 0.0), res)
+  return powerlaw.censor(fit.log_predict(cells) - np.log(cells.eps), cells.censored)
 
 
 def applicable(form: Form, cells: Cells) -> bool:
@@ -159,12 +160,10 @@ def fit(name: str, cells: Cells, *, start: FormFit | None = None) -> FormFit:
   if len(cells.eps) <= free or not applicable(form, cells):
     return FormFit(name, np.full(free, np.nan), Scale(1.0, 1.0), False)
   scale = Scale.of(cells) if start is None else start.scale
-  u, v = np.log(cells.n / scale.n0), np.log(cells.m / scale.m0)
   log_eps = np.log(cells.eps)
 
   def res(th):
-    r = form.log_eps(th, u, v, cells.r) - log_eps
-    return np.where(cells.censored, np.maximum(r, 0.0), r)
+    return residuals(FormFit(name, th, scale, True), cells)
 
   lo, hi = np.asarray(form.lower, float), np.asarray(form.upper, float)
   if start is not None and start.success:

@@ -40,6 +40,12 @@ def _check(x, y):
   return x[keep], y[keep]
 
 
+def censor(res, censored):
+  """Log residuals where points at the precision floor are upper bounds: only a prediction above
+  such a point is a residual."""
+  return np.where(censored, np.maximum(res, 0.0), res)
+
+
 def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, start=None, floor: float = 0.0) -> PowerLaw:
   """Fits ε(x) = a x^(−α) + c to points (x, y) (non-finite or non-positive y are dropped).
 
@@ -64,11 +70,8 @@ def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, sta
     la, alpha, c = theta if fit_offset else (*theta, 0.0)
     return np.exp(la - alpha * u) + c
 
-  censored = y <= floor
-
   def residuals(theta):
-    res = np.log(np.maximum(model(theta), 1e-300)) - ly
-    return w * np.where(censored, np.maximum(res, 0.0), res)
+    return w * censor(np.log(np.maximum(model(theta), 1e-300)) - ly, y <= floor)
 
   ymax, ymin = y.max(), y.min()
   if start is not None and start.success:

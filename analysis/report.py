@@ -17,7 +17,6 @@ import sys
 
 import ml_collections
 import numpy as np
-import scipy.stats
 from absl import app, flags
 
 from analysis import ablation, decompose, figures, fit, forms, powerlaw, tables
@@ -87,8 +86,11 @@ def nyquist_companion(records, config):
   for i, m in enumerate(g['ms']):
     mean, se, _ = tables.mean_se(g['values'][i])
     students[str(int(m))] = (mean.tolist(), se.tolist())
+  past_b = np.asarray(ns) >= basis
+  cells = (int(g['counts']['ok'][:, past_b].sum()), int(sum(c[:, past_b].sum() for c in g['counts'].values())))
   return {'ns': ns, 'ns_exact': ns_exact, 'B': basis, 'K': variant.teacher.cutoff, 'd': variant.inputs.dim,
-          'nyquist': tq['nyquist'].tolist(), 'U': tq['U'].tolist(), 'students': students}
+          'nyquist': tq['nyquist'].tolist(), 'U': tq['U'].tolist(), 'students': students,
+          'converged_past_b': cells}
 
 
 def _fmt(v, digits=3):
@@ -108,7 +110,7 @@ def _verdict(c) -> str:
   g = c['gof']
   if g['fits'] is None:
     return 'undetermined (too few points with a seed scatter)' if c['success'] else 'fit failed'
-  return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 2)})'
+  return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 4)})'
 
 
 def _exponent(c) -> str:
@@ -238,17 +240,16 @@ def _at_ns(value_at_n: dict) -> str:
 
 def _d_bias_laws(rows) -> list[str]:
   """Whether D_bias follows a power law a n^(−α) past n* at each realizable width (χ² verdict as for
-  the learning curves; standard errors from the rows' 95% intervals and converged seed counts)."""
+  the learning curves, on the rows' standard errors over converged seeds)."""
   found = []
   for m in sorted({r['m'] for r in rows if r['R_source'] == 'certificate'}):
-    cells = [r for r in rows if r['m'] == m and r['past_n_star'] and r['D_bias'] > 0 and r['ok'] >= 2]
+    cells = [r for r in rows if r['m'] == m and r['past_n_star'] and r['D_bias'] > 0 and r['seeds'] >= 2]
     if len(cells) < 4:
       found.append(f'm = {m}: too few cells ({len(cells)}) with D_bias > 0')
       continue
-    n, d, ok = (np.asarray([r[k] for r in cells], float) for k in ('n', 'D_bias', 'ok'))
-    se = (np.asarray([r['D_bias_hi'] for r in cells]) - d) / scipy.stats.t.ppf(0.975, ok - 1)
+    n, d, se, seeds = (np.asarray([r[k] for r in cells], float) for k in ('n', 'D_bias', 'D_bias_se', 'seeds'))
     law = powerlaw.fit(n, d, fit_offset=False)
-    gof = powerlaw.goodness_of_fit(law, n, d, se, ok, params=2)
+    gof = powerlaw.goodness_of_fit(law, n, d, se, seeds, params=2)
     verdict = _verdict({'gof': gof, 'success': law.success})
     found.append(f'm = {m}: α = {_fmt(law.alpha)}, {verdict}' if gof['fits'] else f'm = {m}: {verdict}')
   if not found:

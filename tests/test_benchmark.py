@@ -51,7 +51,5 @@ def test_time_to_floor_counts_interpolating_students_at_the_floor():
   out = time_to_floor.measure(tiny_config(train__dtype='float64'), m=4, n=8)
   assert out['cells'] == 2 and out['two_phase_at_floor'] == 2 and out['two_phase_stops'] == {'tolerance': 2}
   assert out['first_order_steps'] == time_to_floor.FIRST_ORDER_CAP * 300
-  assert out['ratio_is_lower_bound'] == (out['first_order_at_floor'] < 2)
-  assert out['ratio'] == out['first_order_seconds'] / out['two_phase_seconds'] > 0
   with pytest.raises(ValueError, match='does not contain the teacher'):
     time_to_floor.measure(tiny_config(train__dtype='float64'), m=2, n=8)

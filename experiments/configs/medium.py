@@ -1,4 +1,4 @@
-"""The medium CPU study (about 20 minutes on 2 cores): a ReLU teacher of width 8 on D = 10
+"""The medium CPU study, for a teacher of realistic difficulty: a ReLU teacher of width 8 on D = 10
 (P = 97, n* = 89) and students of widths 2..32 on n = 32..32768, 2.5 decades past n*, and
 online; 4 seeds; a 4-member posterior ensemble. No band-limited companion (that is the quick
 study's figure 6)."""
