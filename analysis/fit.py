@@ -43,12 +43,14 @@ def joint_cells(g):
 
 def joint_forms(g, floor: float, n_boot: int) -> dict:
   """The joint forms compared on the finite-n cells (`selection.compare`), R(m) the online
-  column's seed mean, and bootstrap intervals for the selected form."""
+  column's seed mean, the cells' own seed scatter, and bootstrap intervals for the selected form."""
   finite = np.isfinite(g['ns'])
   r_m = tables.mean_se(g['values'][:, :, ~finite][:, :, 0], axis=1)[0] if (~finite).any() else np.full(len(g['ms']), np.nan)
   cells = selection.cells_of(g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor)
   out = selection.compare(cells)
-  out.update(floor=floor, censored_cells=int(cells.censored.sum()), r_m=dict(zip(map(str, g['ms'].astype(int)), r_m.tolist())))
+  out.update(floor=floor, censored_cells=int(cells.censored.sum()),
+             seed_scatter=selection.seed_scatter(g['values'][:, :, finite], floor),
+             r_m=dict(zip(map(str, g['ms'].astype(int)), r_m.tolist())))
   if out['selected']:
     out['forms'][out['selected']]['interval'] = selection.bootstrap(
         out['selected'], g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor, n_boot=n_boot)

@@ -167,6 +167,11 @@ def _joint_forms(j) -> list[str]:
            _fmt(e['extrapolate_m']['rms_log10'])] for name, e in j['forms'].items()]
   out += [_table(['form', 'formula', 'verdict', 'in-sample', f'{first["cv"]["folds"]}-fold CV (δ)', 'corner',
                   'in n', 'in m'], rows), '']
+  scatter = j.get('seed_scatter', {}).get('rms_log10', math.nan)
+  if math.isfinite(scatter):
+    out += [f'The yardstick: resampling each cell\'s seeds moves log10 of its mean by {_fmt(scatter)} decades RMS '
+            f'(median {_fmt(j["seed_scatter"]["median_log10"])}, over {j["seed_scatter"]["cells"]} cells). A form '
+            'that were the true mean would still miss these cells by about that much.', '']
   name = j['selected']
   if name is None:
     return out + ['No form could be scored out of sample.', '']
@@ -175,15 +180,27 @@ def _joint_forms(j) -> list[str]:
   params = ', '.join(f'{p} = {_fmt(v)}' + (f' [{_fmt(interval[p][0])}, {_fmt(interval[p][1])}]' if p in interval else '')
                      for p, v in e['params'].items())
   fits = e['gof']['fits']
+  # Exponents of a law the data do not follow are not results (DESIGN §5): they stay in fits.json.
+  verdict = {True: f'It fits the cells within the seeds\' scatter; its parameters (95% intervals: bootstrap over '
+                   f'seeds): {params}.',
+             False: 'It does not fit the cells within the seeds\' scatter, so its parameters (in fits.json) describe '
+                    'the best of these forms, not a law the data follow, and are not quoted here.',
+             None: f'No goodness-of-fit test was possible; its parameters: {params}.'}[fits]
+  cv = e['cv']['rms_log10']
   out += [f'**Selected: {name}** (the simplest form within one standard error of the lowest cross-validated error). '
-          f'Its parameters (95% intervals: bootstrap over seeds): {params}. '
-          + ('It fits the cells within the seeds\' scatter.' if fits else
-             'It does not fit the cells within the seeds\' scatter: its parameters describe the best of these forms, '
-             'not a law the data follow.' if fits is False else 'No goodness-of-fit test was possible.')
-          + f' Held out, it misses by {_fmt(e["cv"]["rms_log10"])} decades (cross-validation) and by '
+          f'{verdict} Held out, it misses by {_fmt(cv)} decades (cross-validation; {_against(cv, scatter)}) and by '
           f'{_fmt(e["extrapolation"]["rms_log10"])}, {_fmt(e["extrapolate_n"]["rms_log10"])} and '
           f'{_fmt(e["extrapolate_m"]["rms_log10"])} decades extrapolating from the corner, in n and in m.', '']
   return out
+
+
+def _against(error: float, scatter: float) -> str:
+  """A held-out error read against the cells' own seed scatter."""
+  if not (math.isfinite(error) and math.isfinite(scatter) and scatter > 0):
+    return 'no seed scatter to compare with'
+  if error <= scatter:
+    return 'within the cells\' own seed scatter'
+  return f'{error / scatter:.1f}× the cells\' own seed scatter'
 
 
 def _headline(rows) -> list[str]:

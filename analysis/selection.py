@@ -8,6 +8,8 @@ never scored): rms_log10, the RMS of log10(ε̂/ε) in decades, and μ, σ of δ
   extrapolate_n  fit n <= n_max/8 at every width, predict the larger n's
   extrapolate_m  fit the narrower half of the widths, predict the wider ones
 The selected form: the simplest within one standard error of the lowest cv error (`select`).
+The yardstick for all of them is `seed_scatter`: how far the cells' own seed means move when the
+seeds are resampled. A form that were the true mean would still miss the cells by about that much.
 """
 
 import math
@@ -104,6 +106,25 @@ def select(cv: dict) -> str | None:
   bound = scored[best]['rms_log10'] ** 2 + scored[best]['mse_se']
   near = [n for n in scored if scored[n]['rms_log10'] ** 2 <= bound]
   return min(near, key=lambda n: (len(forms.FORMS[n].params), scored[n]['rms_log10']))
+
+
+def seed_scatter(values_msn, floor: float, *, n_boot: int = 1000, seed: int = 0) -> dict:
+  """The cells' own sampling scatter in decades: per cell (M, N) above `floor` with >= 2 seeds, the
+  standard deviation of log10(seed mean) over bootstrap resamples of its seeds (values_msn (M, S, N));
+  'rms_log10' is its RMS over those cells, 'median_log10' its median."""
+  values_msn = np.asarray(values_msn, float)
+  rng = np.random.default_rng(seed)
+  sds = []
+  for values in np.moveaxis(values_msn, 1, -1).reshape(-1, values_msn.shape[1]):
+    values = values[np.isfinite(values)]
+    if len(values) < 2 or values.mean() <= floor:
+      continue
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    sds.append(np.std(np.log10(np.maximum(means, floor))))
+  if not sds:
+    return {'rms_log10': float('nan'), 'median_log10': float('nan'), 'cells': 0}
+  return {'rms_log10': float(np.sqrt(np.mean(np.square(sds)))), 'median_log10': float(np.median(sds)),
+          'cells': len(sds)}
 
 
 def bootstrap(name: str, values_msn, ms, ns, r_m, floor: float, *, n_boot: int = 100, seed: int = 0,

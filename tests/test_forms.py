@@ -66,3 +66,19 @@ def test_selection_picks_the_generating_form_from_noisy_data(name):
   chosen = result['forms'][name]
   assert chosen['cv']['rms_log10'] < 0.05                 # about the noise: 0.05/ln 10 = 0.022 decades
   assert chosen['gof']['fits']                            # and the χ² test accepts it
+
+
+def test_seed_scatter_matches_the_standard_error_of_the_mean():
+  # Six seeds at μ(1 ± 0.1): the bootstrap sd of the mean is σ/√S with σ = 0.1 μ (ddof 0), so to
+  # first order sd(log10 mean) = 0.1 / (√6 ln 10) = 0.01773; constant seeds scatter by 0.
+  spread = 1e-3 * np.array([0.9, 1.1, 0.9, 1.1, 0.9, 1.1])
+  values_msn = np.stack([np.stack([spread, np.full(6, 2e-4)], axis=1)])   # (1, 6, 2)
+  got = selection.seed_scatter(values_msn, floor=0.0, n_boot=20_000)
+  assert got['cells'] == 2
+  assert got['median_log10'] == pytest.approx(0.5 * 0.1 / (np.sqrt(6) * np.log(10)), rel=0.05)
+  assert got['rms_log10'] == pytest.approx(np.sqrt(0.5) * 0.1 / (np.sqrt(6) * np.log(10)), rel=0.05)
+
+
+def test_seed_scatter_skips_floor_cells_and_single_seeds():
+  values_msn = np.array([[[1e-30, 0.5], [1e-30, np.nan]]])   # (1, 2, 2): floor cell, one-seed cell
+  assert selection.seed_scatter(values_msn, floor=1e-28)['cells'] == 0

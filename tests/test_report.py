@@ -93,6 +93,7 @@ def test_joint_decomposition_exponent_and_nyquist_csvs(report):
   j = fits['variants'][0]['joint']
   assert j['selected'] in j['forms'] and set(j['forms'][j['selected']]['cv']) >= {'rms_log10', 'mu', 'sigma'}
   assert f'**Selected: {j["selected"]}**' in (workdir / 'report.md').read_text()
+  assert j['seed_scatter']['cells'] > 0 and 'The yardstick: resampling' in (workdir / 'report.md').read_text()
   for row in _csv(workdir, 'fig4_decomposition'):
     assert float(row['D']) == pytest.approx(float(row['eps']) - float(row['R']) - float(row['U']), abs=1e-12)
     # D_optimization is the training error in excess of R, D_bias the rest of D.
