@@ -2,11 +2,14 @@
 
 Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN §3):
   first order   6 · P · points per step · steps          (forward and backward, per student)
-  second order  (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by
-                row in reverse mode, JᵀJ on N rows, Cholesky), where the phase applies
+  second order  Levenberg–Marquardt (P <= second_order_max_params):
+                (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by
+                row in reverse mode, JᵀJ on N rows, Cholesky);
+                L-BFGS beyond: (2 · 6 · N · P + 4 · MEMORY · P) · lbfgs_steps   (the gradient at
+                the iterate and at the line search's point, the two-loop recursion)
 with P the program's student (narrower students train padded to it). Memory per device is the
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
-phase's Jacobian, with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
+phase's Jacobian (LM) or curvature pairs (L-BFGS), with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
 for the budget, an upper bound where cells stop early.
 """
 
@@ -20,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import results, study
-from teacher_student import batch_budget, second_order, students, teachers
+from teacher_student import batch_budget, lbfgs, second_order, students, teachers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +70,13 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   p = student.num_params
   first = sum(6 * p * _points(train, n) * train.steps for n in ns)
   lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
-  second = (sum(6 * r * p + 2 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
-            if second_order.applies(student, train) else 0.0)
+  lm = second_order.uses_lm(student, train)
+  if not second_order.applies(student, train):
+    second = 0.0
+  elif lm:
+    second = sum(6 * r * p + 2 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
+  else:
+    second = sum(2 * 6 * r * p + 4 * lbfgs.MEMORY * p for r in lm_rows) * train.lbfgs_steps
   itemsize = train.jnp_dtype.itemsize
   per_device = math.ceil(rows / devices)
   points = [_points(train, n) for n in ns]
@@ -76,7 +84,7 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   steps = sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * together
   pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
   test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
-  jacobian = (max(lm_rows) * (p + 1) + p * p) * itemsize if second else 0
+  jacobian = ((max(lm_rows) * (p + 1) + p * p) if lm else 2 * lbfgs.MEMORY * p) * itemsize if second else 0
   return ProgramCost(group.kind, plan.variants[group.variant].label, widths, rows, ns, p, len(missing),
                      rows * (first + second), steps + pool + test + jacobian)
 

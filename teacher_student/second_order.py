@@ -3,7 +3,7 @@ learner").
 
 Levenberg–Marquardt on the student's residuals r(θ), L(θ) = Σ r² the normalized training error:
 each step solves (JᵀJ + λI) δ = −Jᵀr on the normal matrix (P × P, so for students of at most
-`train.second_order_max_params` parameters), accepts δ if L decreases (λ shrinks, unless L fell
+`train.second_order_max_params` parameters; larger ones get L-BFGS, `lbfgs`), accepts δ if L decreases (λ shrinks, unless L fell
 by less than PROGRESS_RTOL) and otherwise retries with a larger λ. ReLU students also try a step
 that holds the points sitting on a unit's kink there (`kink_rows`) and take the better of the two:
 their minima often lie on kinks, where a free step bounces off the V-shaped valley. It stops on
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from teacher_student import inputs as inputs_lib
+from teacher_student import lbfgs
 from teacher_student import loop
 from teacher_student import mlp as mlp_lib
 from teacher_student.train_spec import TrainSpec
@@ -79,8 +80,13 @@ class Refined(NamedTuple):
 
 
 def applies(student, train: TrainSpec) -> bool:
-  """Whether students of this shape get the second phase."""
-  return train.second_order and student.num_params <= train.second_order_max_params
+  """Whether students of this shape get the second phase (all do when it is on)."""
+  return bool(train.second_order)
+
+
+def uses_lm(student, train: TrainSpec) -> bool:
+  """Levenberg–Marquardt for students of at most train.second_order_max_params parameters, L-BFGS beyond."""
+  return student.num_params <= train.second_order_max_params
 
 
 class Problem(NamedTuple):
@@ -150,6 +156,10 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
   prob = problem(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
   residuals, theta0, unravel = prob.residuals, prob.theta0, prob.unravel
   dtype = theta0.dtype
+  start = jnp.where(jnp.asarray(first_reason) == loop.DIVERGED, loop.DIVERGED, loop.RUNNING).astype(jnp.int32)
+  if not uses_lm(student, train):
+    done = lbfgs.minimize(residuals, theta0, train, start)
+    return Refined(unravel(done.theta), done.steps, done.reason, done.loss, done.grad_norm)
 
   def normal_and_grad(theta, r):
     jac = prob.jacobian(theta)    # (N, P)
@@ -223,7 +233,6 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
   r0 = residuals(theta0)
   normal0, grad0 = normal_and_grad(theta0, r0)
   active = (theta0 != 0) | (jnp.diag(normal0) > 0)
-  start = jnp.where(jnp.asarray(first_reason) == loop.DIVERGED, loop.DIVERGED, loop.RUNNING).astype(jnp.int32)
   carry = decide((theta0, r0, normal0, grad0, jnp.asarray(1e-3, dtype), jnp.int32(0), start, jnp.asarray(False),
                   jnp.asarray(PROBE_RADII[0], dtype)))
   carry = jax.lax.while_loop(lambda c: c[6] == loop.RUNNING, step, carry)

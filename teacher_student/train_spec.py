@@ -33,10 +33,13 @@ class TrainSpec:
     noise_std: label-noise standard deviation σ (training labels only).
     dtype: 'float32' or 'float64' (needs jax_enable_x64).
     second_order: after the first-order phase, drive each student to its floor by
-      Levenberg–Marquardt (`second_order.refine`); its stop then decides the status: 'ok' only
-      at the floor ('tolerance') or at a certified stationary point ('stationary').
-    second_order_steps: that phase's step budget.
-    second_order_max_params: students with more parameters skip it (its normal matrix is P × P).
+      Levenberg–Marquardt, or L-BFGS for large students (`second_order.refine`); its stop then
+      decides the status: 'ok' only at the floor ('tolerance') or at a certified stationary point
+      ('stationary').
+    second_order_steps: the Levenberg–Marquardt step budget.
+    second_order_max_params: students with more parameters get L-BFGS instead (the normal matrix
+      is P × P).
+    lbfgs_steps: the L-BFGS iteration budget.
     floor: the normalized training error that counts as interpolation (float64: 1e-20).
     stationary_tol: the gradient norm ‖∇L‖ of the normalized training error below which a point
       where no step decreases L is certified stationary.
@@ -57,6 +60,7 @@ class TrainSpec:
   second_order: bool = False
   second_order_steps: int = 500
   second_order_max_params: int = 4096
+  lbfgs_steps: int = 10_000
   floor: float = 1e-20
   stationary_tol: float = 1e-8
 
@@ -69,7 +73,8 @@ class TrainSpec:
       raise ValueError(f'invalid dtype {self.dtype!r}; choose one of {", ".join(DTYPES)}')
     if not float(self.learning_rate) > 0:
       raise ValueError(f'learning rate must be > 0, got {self.learning_rate}')
-    for name in ('steps', 'check_every', 'patience', 'online_batch', 'second_order_steps', 'second_order_max_params'):
+    for name in ('steps', 'check_every', 'patience', 'online_batch', 'second_order_steps', 'second_order_max_params',
+                 'lbfgs_steps'):
       if int(getattr(self, name)) < 1:
         raise ValueError(f'train.{name} must be >= 1, got {getattr(self, name)}')
     if int(self.batch_size) < 0 or float(self.tol) < 0 or float(self.plateau_rtol) < 0:

@@ -1,6 +1,8 @@
 """teacher_student.second_order: the Levenberg–Marquardt phase reaches the floor on realizable
 students, certifies stationary points on under-parameterized ones, and takes online students to
-R = 0."""
+R = 0; students beyond its size get L-BFGS, which reaches the floor and certifies too."""
+
+import dataclasses
 
 import jax
 import jax.flatten_util
@@ -61,12 +63,39 @@ def test_online_students_at_realizable_widths_reach_r_zero(relu_teacher):
   assert np.all(r['status'] == 'ok') and np.all(r['test_error'] <= 1e-6), r['test_error']
 
 
-def test_the_phase_is_skipped_for_students_beyond_its_size(relu_teacher):
+def test_students_beyond_the_lm_size_get_lbfgs(relu_teacher):
   t, _, _ = relu_teacher
-  st = students.make_student(students.StudentSpec(width=8), t)
-  assert second_order.applies(st, TRAIN)
-  assert not second_order.applies(st, TrainSpec(second_order=True, second_order_max_params=48))
+  st = students.make_student(students.StudentSpec(width=8), t)   # P = 49
+  assert second_order.applies(st, TRAIN) and second_order.uses_lm(st, TRAIN)
+  wide = TrainSpec(second_order=True, second_order_max_params=48)
+  assert second_order.applies(st, wide) and not second_order.uses_lm(st, wide)
   assert not second_order.applies(st, TrainSpec())
+
+
+def test_over_parameterized_students_reach_the_floor_by_lbfgs(relu_teacher):
+  """Width 32 (P = 193) on n = 32 points, past the LM size (48): L-BFGS takes every seed to <= 1e-20."""
+  t, x, y = relu_teacher
+  train = dataclasses.replace(TRAIN, second_order_max_params=48)
+  with jax.enable_x64(True):
+    r = engine.train_grid(students.make_student(students.StudentSpec(width=32), t), train, seeds=[0, 1], ns=[32],
+                          x_test=x, y_test=y)
+  assert np.all(r['stop'] == 'tolerance') and np.all(r['train_error'] <= 1e-20), r['train_error']
+  assert np.all((r['second_order_steps'] > 0) & (r['second_order_steps'] < train.lbfgs_steps))
+
+
+def test_lbfgs_certifies_the_under_parameterized_students_minimum():
+  """Width 2 on a width-4 tanh teacher, L-BFGS forced (max params 1): 'stationary' with ‖∇L‖ <= the
+  tolerance, far above the floor."""
+  with jax.enable_x64(True):
+    t, _, y = teacher_and_test_set('float64', TANH_TEACHER, n_test=4096)
+    st = students.make_student(students.StudentSpec(width=2), t)
+    x_pool, y_pool = data.train_pool(t, 0, 256, 0.0, jnp.float64)
+    train = dataclasses.replace(TRAIN, second_order_max_params=1)
+    params = st.init(data.member_keys(0, 0)[0], jnp.float64)
+    got = second_order.train_to_floor(st, train, params, x_pool, y_pool, 256, data.member_keys(0, 0)[1], jnp.var(y))
+    assert int(got.reason) == second_order.loop.STATIONARY and float(got.grad_norm) <= train.stationary_tol
+    prob = second_order.problem(st, train, got.params, x_pool, y_pool, 256, jnp.var(y), None, False)
+    assert float(jnp.sum(prob.residuals(prob.theta0) ** 2)) > 1e-3
 
 
 def test_spd_solve_matches_the_closed_form(x64):

@@ -33,8 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
       optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=4000,
       batch_size=0, tol=1e-9, plateau_rtol=0.0, patience=4, check_every=500, online_batch=256,
       dtype='float64', matmul_precision='highest', retry_lr_factor=0.25, max_retries=1,
-      second_order=True, second_order_steps=1000, second_order_max_params=4096, floor=1e-20,
-      stationary_tol=1e-8))
+      second_order=True, second_order_steps=1000, second_order_max_params=4096, lbfgs_steps=10_000,
+      floor=1e-20, stationary_tol=1e-8))
   c.ablation = ml_collections.ConfigDict(dict(knob='', levels=()))
   c.decomposition = ml_collections.ConfigDict(dict(ensemble_members=4))
   c.nyquist = ml_collections.ConfigDict(dict(cutoff=4, dim=2, widths=(8, 16)))
