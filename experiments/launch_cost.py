@@ -5,8 +5,10 @@ Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN 
   second order  Levenberg–Marquardt (P <= second_order_max_params):
                 (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by
                 row in reverse mode, JᵀJ on N rows, Cholesky);
-                L-BFGS beyond: (2 · 6 · N · P + 4 · MEMORY · P) · lbfgs_steps   (the gradient at
-                the iterate and at the line search's point, the two-loop recursion)
+                its dual form beyond, where N · P <= second_order_max_params²:
+                (6 · N · P + 2 · N² · P + N³ / 3) · second_order_steps   (JJᵀ, Cholesky);
+                L-BFGS beyond that: (2 · 6 · N · P + 4 · MEMORY · P) · lbfgs_steps   (the gradient
+                at the iterate and at the line search's point, the two-loop recursion)
 with P the program's student (narrower students train padded to it). Memory per device is the
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
 phase's Jacobian (LM) or curvature pairs (L-BFGS), with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
@@ -60,6 +62,23 @@ def _points(train, n) -> int:
   return min(train.batch_size, n) if train.batch_size else n
 
 
+def _second_flops(how, rows: int, p: int, train) -> float:
+  """One student's second phase at its budget (module docstring)."""
+  if how == 'lm':
+    return (6 * rows * p + 2 * rows * p * p + p**3 / 3) * train.second_order_steps
+  if how == 'dual_lm':
+    return (6 * rows * p + 2 * rows * rows * p + rows**3 / 3) * train.second_order_steps
+  if how == 'lbfgs':
+    return (2 * 6 * rows * p + 4 * lbfgs.MEMORY * p) * train.lbfgs_steps
+  return 0.0
+
+
+def _second_bytes(how, rows: int, p: int) -> int:
+  """Its largest arrays, in elements: the Jacobian and the normal (or dual) matrix, or the pairs."""
+  return {'lm': rows * (p + 1) + p * p, 'dual_lm': rows * (p + 1) + rows * rows,
+          'lbfgs': 2 * lbfgs.MEMORY * p}.get(how, 0)
+
+
 def program_cost(plan: study.Plan, group: study.Group, student, missing: list, devices: int) -> ProgramCost:
   """The cost of training `missing` cells ((m, n, replicate)) of `group` in one program."""
   train = group.train
@@ -70,13 +89,9 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   p = student.num_params
   first = sum(6 * p * _points(train, n) * train.steps for n in ns)
   lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
-  lm = second_order.uses_lm(student, train)
-  if not second_order.applies(student, train):
-    second = 0.0
-  elif lm:
-    second = sum(6 * r * p + 2 * r * p * p + p**3 / 3 for r in lm_rows) * train.second_order_steps
-  else:
-    second = sum(2 * 6 * r * p + 4 * lbfgs.MEMORY * p for r in lm_rows) * train.lbfgs_steps
+  k = student.teacher.spec.out_dim
+  methods = [second_order.method(p, r * k, train) if second_order.applies(student, train) else None for r in lm_rows]
+  second = sum(_second_flops(how, r * k, p, train) for how, r in zip(methods, lm_rows))
   itemsize = train.jnp_dtype.itemsize
   per_device = math.ceil(rows / devices)
   points = [_points(train, n) for n in ns]
@@ -84,7 +99,7 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   steps = sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * together
   pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
   test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
-  jacobian = ((max(lm_rows) * (p + 1) + p * p) if lm else 2 * lbfgs.MEMORY * p) * itemsize if second else 0
+  jacobian = max(_second_bytes(how, r * k, p) for how, r in zip(methods, lm_rows)) * itemsize
   return ProgramCost(group.kind, plan.variants[group.variant].label, widths, rows, ns, p, len(missing),
                      rows * (first + second), steps + pool + test + jacobian)
 

@@ -5,7 +5,7 @@
 optax.lbfgs with its zoom line search (strong Wolfe conditions, so L never increases), from the
 first phase's parameters, with the stops of `second_order`:
   'tolerance'   L <= train.floor;
-  'stationary'  an iteration lowered L by less than second_order.STALL_RTOL (relative) and
+  'stationary'  an iteration lowered L by less than loop.STALL_RTOL (relative) and
                 ‖∇L‖ <= train.stationary_tol;
   'budget'      train.lbfgs_steps iterations without either (not converged).
 It needs only gradients, O(MEMORY · P) memory, and no Jacobian: it scales to any width.
@@ -23,7 +23,6 @@ from teacher_student.train_spec import TrainSpec
 # Curvature pairs kept. Fewer (optax's default 10) stall near 1e-14 on over-parameterized ReLU
 # students, whose Gauss–Newton spectrum spans many decades.
 MEMORY = 50
-STALL_RTOL = 1e-12   # as second_order.STALL_RTOL: a decrease below this, relative, is none
 
 
 class Minimized(NamedTuple):
@@ -57,7 +56,7 @@ def minimize(residuals: Callable, theta0: jax.Array, train: TrainSpec, start_rea
     # The line search keeps L from rising; a non-finite or higher candidate is refused all the same.
     better = jnp.isfinite(new_loss) & (new_loss <= loss)
     theta = jnp.where(better, candidate, theta)
-    stalled = ~better | (loss - new_loss < STALL_RTOL * loss)
+    stalled = ~better | (loss - new_loss < loop.STALL_RTOL * loss)
     loss, grad = jnp.where(better, new_loss, loss), jnp.where(better, new_grad, grad)
     # No decrease: the curvature pairs mislead (or the pair is degenerate); restart from the gradient.
     state = jax.lax.cond(stalled, lambda: opt.init(theta), lambda: state)

@@ -24,6 +24,12 @@ RUNNING, TOLERANCE, PLATEAU, BUDGET, DIVERGED, STATIONARY = range(6)
 STOP_REASONS = ('running', 'tolerance', 'plateau', 'budget', 'diverged', 'stationary')
 STATUS = ('running', 'ok', 'ok', 'not_converged', 'diverged', 'ok')
 
+# The second phases' rules (second_order, dual_lm, lbfgs), relative to L or to the normal matrix:
+STALL_RTOL = 1e-12    # a step lowering L by less than this counts as no decrease
+PROGRESS_RTOL = 1e-9  # one lowering L by less than this does not shrink LM's damping
+LAMBDA_MAX = 1e12     # LM's damping beyond this (relative to the matrix's largest entry): steps vanish
+LAMBDA_MIN = 1e-10    # and no smaller: the damped matrix stays well conditioned for the solve
+
 
 class Trained(NamedTuple):
   """What `train_one` returns: the final parameters, the steps run and the stop reason code."""

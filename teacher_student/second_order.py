@@ -1,18 +1,20 @@
-"""The second-order phase: drives a first-order-trained student to its floor (DESIGN §2, "Converged
+"""The second phase: drives a first-order-trained student to its floor (DESIGN §2, "Converged
 learner").
 
 Levenberg–Marquardt on the student's residuals r(θ), L(θ) = Σ r² the normalized training error:
 each step solves (JᵀJ + λI) δ = −Jᵀr on the normal matrix (P × P, so for students of at most
-`train.second_order_max_params` parameters; larger ones get L-BFGS, `lbfgs`), accepts δ if L decreases (λ shrinks, unless L fell
-by less than PROGRESS_RTOL) and otherwise retries with a larger λ. ReLU students also try a step
-that holds the points sitting on a unit's kink there (`kink_rows`) and take the better of the two:
-their minima often lie on kinks, where a free step bounces off the V-shaped valley. It stops on
+`train.second_order_max_params` parameters; larger ones get the same step in its N × N dual form,
+`dual_lm`, where the Jacobian is as small, else L-BFGS, `lbfgs`), accepts δ if L decreases (λ
+shrinks, unless L fell by less than loop.PROGRESS_RTOL) and otherwise retries with a larger λ. ReLU
+students also try a step that holds the points sitting on a unit's kink there (`kink_rows`) and
+take the better of the two: their minima often lie on kinks, where a free step bounces off the
+V-shaped valley. It stops on
   'tolerance'   L <= train.floor (the interpolating learner, at float precision);
   'stationary'  a certified stationary point: no step decreases L any further, either with
-                ‖∇L‖ <= train.stationary_tol (steps lower L by < STALL_RTOL relative), or by
-                PROGRESS_RTOL relative at no damping up to LAMBDA_MAX and along none of 2P random
-                directions of relative length 1e-3, 1e-4, ..., 1e-7 (a local minimum at that
-                resolution where L is not differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
+                ‖∇L‖ <= train.stationary_tol (steps lower L by < loop.STALL_RTOL relative), or by
+                loop.PROGRESS_RTOL relative at no damping up to loop.LAMBDA_MAX and along none of
+                2P random directions of relative length 1e-3, 1e-4, ..., 1e-7 (a local minimum at
+                that resolution where L is not differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
   'budget'      `train.second_order_steps` steps without either (not converged).
 Hand-written rather than optimistix's LevenbergMarquardt, which made no progress on an
 over-parameterized student (P > n: a singular normal matrix, which λ > 0 keeps solvable here) and
@@ -26,16 +28,13 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from teacher_student import dual_lm
 from teacher_student import inputs as inputs_lib
 from teacher_student import lbfgs
 from teacher_student import loop
 from teacher_student import mlp as mlp_lib
 from teacher_student.train_spec import TrainSpec
 
-LAMBDA_MAX = 1e12     # λ beyond this (relative to the normal matrix's largest entry): steps vanish
-LAMBDA_MIN = 1e-10    # and no smaller: the damped normal matrix stays well conditioned for the solve
-STALL_RTOL = 1e-12    # an accepted step lowering L by less than this, relatively, counts as no decrease
-PROGRESS_RTOL = 1e-9  # one lowering L by less than this, relatively, does not shrink the damping
 ONLINE_POINTS = 2048  # fresh samples the online column is refined on (a fixed sample, n = ∞'s proxy)
 ONLINE_STREAM = (1 << 31) - 1   # their key: beyond any first-order step's fold_in
 PROBES = 2            # random directions per parameter tried where LM finds no descent
@@ -84,9 +83,13 @@ def applies(student, train: TrainSpec) -> bool:
   return bool(train.second_order)
 
 
-def uses_lm(student, train: TrainSpec) -> bool:
-  """Levenberg–Marquardt for students of at most train.second_order_max_params parameters, L-BFGS beyond."""
-  return student.num_params <= train.second_order_max_params
+def method(num_params: int, rows: int, train: TrainSpec) -> str:
+  """The second phase for a student of num_params parameters on `rows` residuals: 'lm' up to
+  train.second_order_max_params parameters, else 'dual_lm' where its N × P Jacobian is as small
+  (`dual_lm.fits`), else 'lbfgs'."""
+  if num_params <= train.second_order_max_params:
+    return 'lm'
+  return 'dual_lm' if dual_lm.fits(rows, num_params, train) else 'lbfgs'
 
 
 class Problem(NamedTuple):
@@ -157,8 +160,10 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
   residuals, theta0, unravel = prob.residuals, prob.theta0, prob.unravel
   dtype = theta0.dtype
   start = jnp.where(jnp.asarray(first_reason) == loop.DIVERGED, loop.DIVERGED, loop.RUNNING).astype(jnp.int32)
-  if not uses_lm(student, train):
-    done = lbfgs.minimize(residuals, theta0, train, start)
+  how = method(theta0.shape[0], jax.eval_shape(residuals, theta0).shape[0], train)
+  if how != 'lm':
+    done = (dual_lm.minimize(residuals, prob.jacobian, theta0, train, spd_solve, start) if how == 'dual_lm'
+            else lbfgs.minimize(residuals, theta0, train, start))
     return Refined(unravel(done.theta), done.steps, done.reason, done.loss, done.grad_norm)
 
   def normal_and_grad(theta, r):
@@ -185,11 +190,11 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     better = jnp.isfinite(loss_new) & (loss_new < loss)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
     normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
-    stalled = better & (loss - loss_new < STALL_RTOL * loss)
+    stalled = better & (loss - loss_new < loop.STALL_RTOL * loss)
     # A step that helps by less than PROGRESS_RTOL counts as failed: damping grows until the probe
     # asks whether leaving the kinks a step holds (or a smooth plateau) lowers L.
-    progress = better & (loss - loss_new >= PROGRESS_RTOL * loss)
-    lam = jnp.where(progress, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
+    progress = better & (loss - loss_new >= loop.PROGRESS_RTOL * loss)
+    lam = jnp.where(progress, jnp.maximum(lam / 3, loop.LAMBDA_MIN), lam * 10)
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
 
   def probe_step(carry):
@@ -212,7 +217,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     # As for LM steps, a descent below PROGRESS_RTOL (relative) is taken but counts as none, so
     # a crawl of ever tinier descents along a kink ends in a certificate instead of the budget.
-    progress = better & (loss - losses[best] >= PROGRESS_RTOL * loss)
+    progress = better & (loss - losses[best] >= loop.PROGRESS_RTOL * loss)
     lam = jnp.where(progress, jnp.asarray(1e-3, dtype), lam)
     radius = jnp.where(progress, jnp.minimum(radius * 10, PROBE_RADII[0]), radius / 10)
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
@@ -228,7 +233,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     return theta, r, normal, grad, lam, t, reason, stalled, radius
 
   def step(carry):
-    return decide(jax.lax.cond(carry[4] > LAMBDA_MAX, probe_step, lm_step, carry))
+    return decide(jax.lax.cond(carry[4] > loop.LAMBDA_MAX, probe_step, lm_step, carry))
 
   r0 = residuals(theta0)
   normal0, grad0 = normal_and_grad(theta0, r0)

@@ -28,15 +28,18 @@ def test_the_cost_is_the_hand_count_of_the_tiny_study(x64):
   assert program.flops == pytest.approx(rows * (first + second), rel=1e-12)
 
 
-def test_lbfgs_cost_is_the_hand_count_beyond_the_lm_size(x64):
-  """The tiny study with LM capped at 24 parameters (P = 25): 2 gradients of 6·N·P and a two-loop
-  recursion over 50 pairs (4·50·P) per L-BFGS iteration, 700 iterations."""
+def test_the_cost_beyond_the_lm_size_is_the_hand_count(x64):
+  """The tiny study with LM capped at 24 parameters (P = 25). n = 8: the dual form (8 · 25 <= 24²),
+  6·N·P + 2·N²·P + N³/3 per step, 1000 steps; n = 32 and online (256 points a step, 2048 in the
+  second phase): L-BFGS, 2 gradients of 6·N·P and a two-loop recursion over 50 pairs (4·50·P) per
+  iteration, 700 iterations."""
   config = tiny_config(train__dtype='float64', train__second_order_max_params=24, train__lbfgs_steps=700)
   (program,), _ = launch_cost.launch_cost(config, '/nonexistent/workdir')
   p, rows = 25, 2 * 2
   first = 6 * p * (8 + 32 + 256) * 300
-  second = sum(12 * n * p + 200 * p for n in (8, 32, second_order.ONLINE_POINTS)) * 700
-  assert program.flops == pytest.approx(rows * (first + second), rel=1e-12)
+  dual = (6 * 8 * p + 2 * 8 * 8 * p + 8**3 / 3) * 1000
+  lbfgs = sum(12 * n * p + 200 * p for n in (32, second_order.ONLINE_POINTS)) * 700
+  assert program.flops == pytest.approx(rows * (first + dual + lbfgs), rel=1e-12)
 
 
 def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path):

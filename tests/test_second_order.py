@@ -1,6 +1,6 @@
 """teacher_student.second_order: the Levenberg–Marquardt phase reaches the floor on realizable
 students, certifies stationary points on under-parameterized ones, and takes online students to
-R = 0; students beyond its size get L-BFGS, which reaches the floor and certifies too."""
+R = 0; students beyond its size get its dual form or L-BFGS, which reach the floor too."""
 
 import dataclasses
 
@@ -63,19 +63,33 @@ def test_online_students_at_realizable_widths_reach_r_zero(relu_teacher):
   assert np.all(r['status'] == 'ok') and np.all(r['test_error'] <= 1e-6), r['test_error']
 
 
-def test_students_beyond_the_lm_size_get_lbfgs(relu_teacher):
-  t, _, _ = relu_teacher
-  st = students.make_student(students.StudentSpec(width=8), t)   # P = 49
-  assert second_order.applies(st, TRAIN) and second_order.uses_lm(st, TRAIN)
-  wide = TrainSpec(second_order=True, second_order_max_params=48)
-  assert second_order.applies(st, wide) and not second_order.uses_lm(st, wide)
-  assert not second_order.applies(st, TrainSpec())
+def test_the_phase_picks_lm_its_dual_form_or_lbfgs_by_size():
+  small, wide = TrainSpec(second_order=True), TrainSpec(second_order=True, second_order_max_params=48)
+  assert second_order.method(49, 10_000, small) == 'lm'
+  assert second_order.method(49, 47, wide) == 'dual_lm'       # 47 · 49 <= 48²
+  assert second_order.method(49, 48, wide) == 'lbfgs'
+  assert second_order.applies(None, small) and not second_order.applies(None, TrainSpec())
+
+
+def test_over_parameterized_students_reach_the_floor_by_dual_lm(relu_teacher):
+  """Width 32 (P = 193) on n = 32 (refined on 128 rows, 128 · 193 <= 160²), past the LM size
+  (160): the dual form takes every seed to <= 1e-20 in LM's tens of steps."""
+  t, x, y = relu_teacher
+  train = dataclasses.replace(TRAIN, second_order_max_params=160)
+  assert second_order.method(193, second_order.SMALL_ROWS, train) == 'dual_lm'
+  with jax.enable_x64(True):
+    r = engine.train_grid(students.make_student(students.StudentSpec(width=32), t), train, seeds=[0, 1], ns=[32],
+                          x_test=x, y_test=y)
+  assert np.all(r['stop'] == 'tolerance') and np.all(r['train_error'] <= 1e-20), r['train_error']
+  assert np.all((r['second_order_steps'] > 0) & (r['second_order_steps'] < 100))
 
 
 def test_over_parameterized_students_reach_the_floor_by_lbfgs(relu_teacher):
-  """Width 32 (P = 193) on n = 32 points, past the LM size (48): L-BFGS takes every seed to <= 1e-20."""
+  """Width 32 (P = 193) on n = 32 points, past the LM size (48) and its dual's: L-BFGS takes every
+  seed to <= 1e-20."""
   t, x, y = relu_teacher
   train = dataclasses.replace(TRAIN, second_order_max_params=48)
+  assert second_order.method(193, second_order.SMALL_ROWS, train) == 'lbfgs'
   with jax.enable_x64(True):
     r = engine.train_grid(students.make_student(students.StudentSpec(width=32), t), train, seeds=[0, 1], ns=[32],
                           x_test=x, y_test=y)
