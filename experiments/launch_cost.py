@@ -11,8 +11,9 @@ Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN 
                 at the iterate and at the line search's point, the two-loop recursion)
 with P the program's student (narrower students train padded to it). Memory per device is the
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
-phase's Jacobian (LM) or curvature pairs (L-BFGS), with the replicates a device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices' measured matmul rate: a lower bound
-for the budget, an upper bound where cells stop early.
+phase's Jacobian and matrix (LM, its dual) or curvature pairs (L-BFGS), with the replicates a
+device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices'
+measured matmul rate: a lower bound for the budget, an upper bound where cells stop early.
 """
 
 import dataclasses
@@ -90,7 +91,7 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   first = sum(6 * p * _points(train, n) * train.steps for n in ns)
   lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
   k = student.teacher.spec.out_dim
-  methods = [second_order.method(p, r * k, train) if second_order.applies(student, train) else None for r in lm_rows]
+  methods = [second_order.method(p, r * k, train) if second_order.applies(train) else None for r in lm_rows]
   second = sum(_second_flops(how, r * k, p, train) for how, r in zip(methods, lm_rows))
   itemsize = train.jnp_dtype.itemsize
   per_device = math.ceil(rows / devices)

@@ -199,7 +199,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     ev = jax.vmap(ev, in_axes=(0, None, None, 0, None, None, None))   # over n
     return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
-  refines = second_order.applies(student, train)
+  refines = second_order.applies(train)
   refinement = second_order.grid_refinement(student, train, ns) if refines else None
 
   if len(devices) > 1:

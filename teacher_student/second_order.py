@@ -78,8 +78,8 @@ class Refined(NamedTuple):
   grad_norm: jax.Array
 
 
-def applies(student, train: TrainSpec) -> bool:
-  """Whether students of this shape get the second phase (all do when it is on)."""
+def applies(train: TrainSpec) -> bool:
+  """Whether students get the second phase (every student, whatever its size, when it is on)."""
   return bool(train.second_order)
 
 
@@ -261,7 +261,7 @@ def train_to_floor(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, 
   phase stays diverged."""
   first = loop.train_one(student, train, params, x_nd, y_nk, n, batch_key, y_var, online, flat_params=flat_params,
                          blocks=blocks)
-  if not applies(student, train):
+  if not applies(train):
     return skipped(first, train.jnp_dtype)
   second = refine(student, train, first.params, x_nd, y_nk, n, y_var, batch_key, online, first.reason)
   return Converged(second.params, first.steps, second.reason, second.steps, second.grad_norm)

@@ -68,7 +68,7 @@ def test_the_phase_picks_lm_its_dual_form_or_lbfgs_by_size():
   assert second_order.method(49, 10_000, small) == 'lm'
   assert second_order.method(49, 47, wide) == 'dual_lm'       # 47 · 49 <= 48²
   assert second_order.method(49, 48, wide) == 'lbfgs'
-  assert second_order.applies(None, small) and not second_order.applies(None, TrainSpec())
+  assert second_order.applies(small) and not second_order.applies(TrainSpec())
 
 
 def test_over_parameterized_students_reach_the_floor_by_dual_lm(relu_teacher):
