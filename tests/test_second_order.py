@@ -71,30 +71,19 @@ def test_the_phase_picks_lm_its_dual_form_or_lbfgs_by_size():
   assert second_order.applies(small) and not second_order.applies(TrainSpec())
 
 
-def test_over_parameterized_students_reach_the_floor_by_dual_lm(relu_teacher):
-  """Width 32 (P = 193) on n = 32 (refined on 128 rows, 128 · 193 <= 160²), past the LM size
-  (160): the dual form takes every seed to <= 1e-20 in LM's tens of steps."""
+@pytest.mark.parametrize('max_params, how, most_steps', [(160, 'dual_lm', 100), (48, 'lbfgs', 10_000)])
+def test_over_parameterized_students_past_the_lm_size_reach_the_floor(relu_teacher, max_params, how, most_steps):
+  """Width 32 (P = 193) on n = 32 (refined on at most 128 rows). Past an LM size of 160 the dual
+  form fits (128 · 193 <= 160²) and takes every seed to <= 1e-20 in LM's tens of steps; past 48
+  L-BFGS does, within its budget."""
   t, x, y = relu_teacher
-  train = dataclasses.replace(TRAIN, second_order_max_params=160)
-  assert second_order.method(193, second_order.SMALL_ROWS, train) == 'dual_lm'
+  train = dataclasses.replace(TRAIN, second_order_max_params=max_params)
+  assert second_order.method(193, second_order.SMALL_ROWS, train) == how
   with jax.enable_x64(True):
     r = engine.train_grid(students.make_student(students.StudentSpec(width=32), t), train, seeds=[0, 1], ns=[32],
                           x_test=x, y_test=y)
   assert np.all(r['stop'] == 'tolerance') and np.all(r['train_error'] <= 1e-20), r['train_error']
-  assert np.all((r['second_order_steps'] > 0) & (r['second_order_steps'] < 100))
-
-
-def test_over_parameterized_students_reach_the_floor_by_lbfgs(relu_teacher):
-  """Width 32 (P = 193) on n = 32 points, past the LM size (48) and its dual's: L-BFGS takes every
-  seed to <= 1e-20."""
-  t, x, y = relu_teacher
-  train = dataclasses.replace(TRAIN, second_order_max_params=48)
-  assert second_order.method(193, second_order.SMALL_ROWS, train) == 'lbfgs'
-  with jax.enable_x64(True):
-    r = engine.train_grid(students.make_student(students.StudentSpec(width=32), t), train, seeds=[0, 1], ns=[32],
-                          x_test=x, y_test=y)
-  assert np.all(r['stop'] == 'tolerance') and np.all(r['train_error'] <= 1e-20), r['train_error']
-  assert np.all((r['second_order_steps'] > 0) & (r['second_order_steps'] < train.lbfgs_steps))
+  assert np.all((r['second_order_steps'] > 0) & (r['second_order_steps'] < most_steps))
 
 
 def test_lbfgs_certifies_the_under_parameterized_students_minimum():
