@@ -169,9 +169,11 @@ def _joint_forms(j) -> list[str]:
                   'in n', 'in m'], rows), '']
   scatter = j.get('seed_scatter', {}).get('rms_log10', math.nan)
   if math.isfinite(scatter):
+    sc = j['seed_scatter']
     out += [f'The yardstick: resampling each cell\'s seeds moves log10 of its mean by {_fmt(scatter)} decades RMS '
-            f'(median {_fmt(j["seed_scatter"]["median_log10"])}, over {j["seed_scatter"]["cells"]} cells). A form '
-            'that were the true mean would still miss these cells by about that much.', '']
+            f'over {sc["cells"]} cells (median {_fmt(sc["median_log10"])}; {sc.get("over_half_decade", "?")} cells by '
+            'more than half a decade). A form that were the true mean '
+            'would still miss these cells by about that much in RMS.', '']
   name = j['selected']
   if name is None:
     return out + ['No form could be scored out of sample.', '']
@@ -199,8 +201,9 @@ def _against(error: float, scatter: float) -> str:
   if not (math.isfinite(error) and math.isfinite(scatter) and scatter > 0):
     return 'no seed scatter to compare with'
   if error <= scatter:
-    return 'within the cells\' own seed scatter'
-  return f'{error / scatter:.1f}× the cells\' own seed scatter'
+    return (f'no more than the cells\' own seed scatter of {_fmt(scatter)} decades RMS: by this score alone the '
+            'form cannot be told from the cells\' true means; the χ² verdict, cell by cell, is the sharper test')
+  return f'{error / scatter:.1f}× the cells\' own seed scatter of {_fmt(scatter)} decades RMS'
 
 
 def _headline(rows) -> list[str]:

@@ -111,7 +111,8 @@ def select(cv: dict) -> str | None:
 def seed_scatter(values_msn, floor: float, *, n_boot: int = 1000, seed: int = 0) -> dict:
   """The cells' own sampling scatter in decades: per cell (M, N) above `floor` with >= 2 seeds, the
   standard deviation of log10(seed mean) over bootstrap resamples of its seeds (values_msn (M, S, N));
-  'rms_log10' is its RMS over those cells, 'median_log10' its median."""
+  'rms_log10' is its RMS over those cells, 'median_log10' its median, 'over_half_decade' how many
+  cells scatter by more than 0.5 decades."""
   values_msn = np.asarray(values_msn, float)
   rng = np.random.default_rng(seed)
   sds = []
@@ -122,9 +123,9 @@ def seed_scatter(values_msn, floor: float, *, n_boot: int = 1000, seed: int = 0)
     means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
     sds.append(np.std(np.log10(np.maximum(means, floor))))
   if not sds:
-    return {'rms_log10': float('nan'), 'median_log10': float('nan'), 'cells': 0}
+    return {'rms_log10': float('nan'), 'median_log10': float('nan'), 'over_half_decade': 0, 'cells': 0}
   return {'rms_log10': float(np.sqrt(np.mean(np.square(sds)))), 'median_log10': float(np.median(sds)),
-          'cells': len(sds)}
+          'over_half_decade': int(np.sum(np.asarray(sds) > 0.5)), 'cells': len(sds)}
 
 
 def bootstrap(name: str, values_msn, ms, ns, r_m, floor: float, *, n_boot: int = 100, seed: int = 0,

@@ -74,7 +74,7 @@ def test_seed_scatter_matches_the_standard_error_of_the_mean():
   spread = 1e-3 * np.array([0.9, 1.1, 0.9, 1.1, 0.9, 1.1])
   values_msn = np.stack([np.stack([spread, np.full(6, 2e-4)], axis=1)])   # (1, 6, 2)
   got = selection.seed_scatter(values_msn, floor=0.0, n_boot=20_000)
-  assert got['cells'] == 2
+  assert got['cells'] == 2 and got['over_half_decade'] == 0
   assert got['median_log10'] == pytest.approx(0.5 * 0.1 / (np.sqrt(6) * np.log(10)), rel=0.05)
   assert got['rms_log10'] == pytest.approx(np.sqrt(0.5) * 0.1 / (np.sqrt(6) * np.log(10)), rel=0.05)
 
