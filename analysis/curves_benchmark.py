@@ -97,6 +97,7 @@ def main(argv):
   report = score(curves, names)
   report['seconds'] = time.perf_counter() - t0
   report['baselines'] = list(estimators.BASELINES)
+  report['reference'] = list(estimators.REFERENCE)
   out.write_text(json.dumps(report, indent=1) + '\n')
   print(table(report, names))
   print(f'{len(report["groups"])} groups in {report["seconds"]:.0f} s; written to {out}', file=sys.stderr)

@@ -20,6 +20,10 @@ Ours:
             1/v², v its extrapolation error when refitted without the last quarter of the
             points and asked to predict them (validation on the curve's own tail)
 
+Reference:
+  last      the naive (persistence) forecast: every later x gets the last fitted ε. A fit that does
+            not beat it has learned nothing about the curve's future from its past.
+
 Every `fit_*` returns a function x -> predicted ε, or raises FitError.
 """
 
@@ -206,8 +210,14 @@ def fit_blend(x, y, *, upper=None, holdout=0.25, **_):
   return lambda t: np.exp(sum(wi * np.log(g(t)) for wi, g in zip(w, fits)))
 
 
+def fit_last(x, y, **_):
+  _need(x, 1, 'last')
+  return lambda t: np.full(np.shape(t), float(y[np.argmax(x)]))
+
+
 BLENDED = (fit_offset, fit_recent, fit_envelope, fit_tail)
 BASELINES = {'M1': fit_m1, 'M2': fit_m2, 'M3': fit_m3, 'M4': fit_m4}
 OURS = {'offset': fit_offset, 'recent': fit_recent, 'envelope': fit_envelope, 'tail': fit_tail,
         'blend': fit_blend}
-ESTIMATORS = {**BASELINES, **OURS}
+REFERENCE = {'last': fit_last}
+ESTIMATORS = {**BASELINES, **OURS, **REFERENCE}

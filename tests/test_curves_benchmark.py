@@ -27,6 +27,7 @@ def test_benchmark_on_published_curves():
     lb, c = np.polyfit(np.log(xf), np.log(yf), 1)[::-1]      # M1 is log-log least squares
     assert g['M1'] == pytest.approx(np.sqrt(np.mean((lb + c * np.log(xt) - np.log(yt)) ** 2)), rel=1e-6)
     assert all(g[name] != 'failed' for name in estimators.OURS)
+    assert g['last'] == pytest.approx(np.sqrt(np.mean((np.log(yf[-1]) - np.log(yt)) ** 2)), rel=1e-12)
   # The language-model curves are smooth: the blend extrapolates them to within 1% in log loss.
   assert all(g['blend'] < 0.01 for g in report['groups'] if g['domain'] == 'LM')
 
