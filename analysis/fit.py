@@ -45,15 +45,15 @@ def joint_forms(g, floor: float, n_boot: int) -> dict:
   """The joint forms compared on the finite-n cells (`selection.compare`), R(m) the online
   column's seed mean, the cells' own seed scatter, and bootstrap intervals for the selected form."""
   finite = np.isfinite(g['ns'])
+  values_msn, ns = g['values'][:, :, finite], g['ns'][finite]
   r_m = tables.mean_se(g['values'][:, :, ~finite][:, :, 0], axis=1)[0] if (~finite).any() else np.full(len(g['ms']), np.nan)
-  cells = selection.cells_of(g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor)
+  cells = selection.cells_of(values_msn, g['ms'], ns, r_m, floor)
   out = selection.compare(cells)
-  out.update(floor=floor, censored_cells=int(cells.censored.sum()),
-             seed_scatter=selection.seed_scatter(g['values'][:, :, finite], floor),
+  out.update(floor=floor, censored_cells=int(cells.censored.sum()), seed_scatter=selection.seed_scatter(values_msn, floor),
              r_m=dict(zip(map(str, g['ms'].astype(int)), r_m.tolist())))
   if out['selected']:
-    out['forms'][out['selected']]['interval'] = selection.bootstrap(
-        out['selected'], g['values'][:, :, finite], g['ms'], g['ns'][finite], r_m, floor, n_boot=n_boot)
+    out['forms'][out['selected']]['interval'] = selection.bootstrap(out['selected'], values_msn, g['ms'], ns, r_m, floor,
+                                                                    n_boot=n_boot)
   return out
 
 

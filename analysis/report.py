@@ -186,7 +186,7 @@ def _joint_forms(j) -> list[str]:
   verdict = {True: f'It fits the cells within the seeds\' scatter; its parameters (95% intervals: bootstrap over '
                    f'seeds): {params}.',
              False: 'It does not fit the cells within the seeds\' scatter, so its parameters (in fits.json) describe '
-                    'the best of these forms, not a law the data follow, and are not quoted here.',
+                    'its closest fit, not a law the data follow, and are not quoted here.',
              None: f'No goodness-of-fit test was possible; its parameters: {params}.'}[fits]
   cv = e['cv']['rms_log10']
   out += [f'**Selected: {name}** (the simplest form within one standard error of the lowest cross-validated error). '

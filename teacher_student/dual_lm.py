@@ -34,12 +34,9 @@ def minimize(residuals: Callable, jacobian: Callable, theta0: jax.Array, train: 
   dtype = theta0.dtype
 
   def decide(loss, grad, lam, t, reason, stalled):
-    gnorm = 2 * jnp.linalg.norm(grad)
-    reason = jnp.where((reason == loop.RUNNING) & (loss <= train.floor), loop.TOLERANCE, reason)
     stuck = lam > loop.LAMBDA_MAX
-    certified = (stalled | stuck) & (gnorm <= train.stationary_tol)
-    reason = jnp.where((reason == loop.RUNNING) & certified, loop.STATIONARY, reason)
-    return jnp.where((reason == loop.RUNNING) & (stuck | (t >= train.second_order_steps)), loop.BUDGET, reason)
+    certified = (stalled | stuck) & (2 * jnp.linalg.norm(grad) <= train.stationary_tol)
+    return loop.second_phase_stop(reason, loss, certified, stuck | (t >= train.second_order_steps), train.floor)
 
   def step(carry):
     theta, r, jac, lam, t, reason = carry
@@ -50,12 +47,9 @@ def minimize(residuals: Callable, jacobian: Callable, theta0: jax.Array, train: 
     candidate = theta - jac.T @ alpha
     r_new = residuals(candidate)
     loss_new = jnp.sum(r_new**2)
-    better = jnp.isfinite(loss_new) & (loss_new < loss)
+    better, stalled, lam = loop.lm_damping(loss, loss_new, lam)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
     jac = jax.lax.cond(better, lambda: jacobian(theta), lambda: jac)
-    stalled = better & (loss - loss_new < loop.STALL_RTOL * loss)
-    progress = better & (loss - loss_new >= loop.PROGRESS_RTOL * loss)
-    lam = jnp.where(progress, jnp.maximum(lam / 3, loop.LAMBDA_MIN), lam * 10)
     return theta, r, jac, lam, t + 1, decide(jnp.sum(r**2), jac.T @ r, lam, t + 1, reason, stalled)
 
   r0, jac0 = residuals(theta0), jacobian(theta0)

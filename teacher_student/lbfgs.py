@@ -42,10 +42,8 @@ def minimize(residuals: Callable, theta0: jax.Array, train: TrainSpec, start_rea
   value_and_grad = optax.value_and_grad_from_state(loss_fn)
 
   def decide(loss, grad, t, reason, stalled):
-    gnorm = jnp.linalg.norm(grad)
-    reason = jnp.where((reason == loop.RUNNING) & (loss <= train.floor), loop.TOLERANCE, reason)
-    reason = jnp.where((reason == loop.RUNNING) & stalled & (gnorm <= train.stationary_tol), loop.STATIONARY, reason)
-    return jnp.where((reason == loop.RUNNING) & (t >= train.lbfgs_steps), loop.BUDGET, reason)
+    certified = stalled & (jnp.linalg.norm(grad) <= train.stationary_tol)
+    return loop.second_phase_stop(reason, loss, certified, t >= train.lbfgs_steps, train.floor)
 
   def step(carry):
     theta, state, loss, grad, t, reason = carry

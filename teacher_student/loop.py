@@ -31,6 +31,23 @@ LAMBDA_MAX = 1e12     # LM's damping beyond this (relative to the matrix's large
 LAMBDA_MIN = 1e-10    # and no smaller: the damped matrix stays well conditioned for the solve
 
 
+def second_phase_stop(reason, loss, certified, exhausted, floor):
+  """The second phases' stop rule: 'tolerance' at L <= floor, else 'stationary' where
+  `certified`, else 'budget' where `exhausted`; a student already stopped keeps its reason."""
+  reason = jnp.where((reason == RUNNING) & (loss <= floor), TOLERANCE, reason)
+  reason = jnp.where((reason == RUNNING) & certified, STATIONARY, reason)
+  return jnp.where((reason == RUNNING) & exhausted, BUDGET, reason)
+
+
+def lm_damping(loss, loss_new, lam):
+  """A Levenberg–Marquardt step's verdict: (better, stalled, next λ). λ shrinks (to LAMBDA_MIN at
+  least) only after a step lowering L by PROGRESS_RTOL or more, relative; else it grows tenfold."""
+  better = jnp.isfinite(loss_new) & (loss_new < loss)
+  stalled = better & (loss - loss_new < STALL_RTOL * loss)
+  progress = better & (loss - loss_new >= PROGRESS_RTOL * loss)
+  return better, stalled, jnp.where(progress, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
+
+
 class Trained(NamedTuple):
   """What `train_one` returns: the final parameters, the steps run and the stop reason code."""
   params: Any

@@ -187,14 +187,11 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
       loss_held = jnp.sum(r_held**2)
       use = jnp.isfinite(loss_held) & ~(loss_held >= loss_new)
       candidate, r_new, loss_new = jnp.where(use, held, candidate), jnp.where(use, r_held, r_new), jnp.where(use, loss_held, loss_new)
-    better = jnp.isfinite(loss_new) & (loss_new < loss)
-    theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
-    normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
-    stalled = better & (loss - loss_new < loop.STALL_RTOL * loss)
     # A step that helps by less than PROGRESS_RTOL counts as failed: damping grows until the probe
     # asks whether leaving the kinks a step holds (or a smooth plateau) lowers L.
-    progress = better & (loss - loss_new >= loop.PROGRESS_RTOL * loss)
-    lam = jnp.where(progress, jnp.maximum(lam / 3, loop.LAMBDA_MIN), lam * 10)
+    better, stalled, lam = loop.lm_damping(loss, loss_new, lam)
+    theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
+    normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
 
   def probe_step(carry):
@@ -226,10 +223,8 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     theta, r, normal, grad, lam, t, reason, stalled, radius = carry
     loss = jnp.sum(r**2)
     gnorm = 2 * jnp.linalg.norm(grad)
-    reason = jnp.where((reason == loop.RUNNING) & (loss <= train.floor), loop.TOLERANCE, reason)
     certified = (stalled & (gnorm <= train.stationary_tol)) | (radius < PROBE_RADII[1])
-    reason = jnp.where((reason == loop.RUNNING) & certified, loop.STATIONARY, reason)
-    reason = jnp.where((reason == loop.RUNNING) & (t >= train.second_order_steps), loop.BUDGET, reason)
+    reason = loop.second_phase_stop(reason, loss, certified, t >= train.second_order_steps, train.floor)
     return theta, r, normal, grad, lam, t, reason, stalled, radius
 
   def step(carry):

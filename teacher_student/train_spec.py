@@ -33,12 +33,12 @@ class TrainSpec:
     noise_std: label-noise standard deviation σ (training labels only).
     dtype: 'float32' or 'float64' (needs jax_enable_x64).
     second_order: after the first-order phase, drive each student to its floor by
-      Levenberg–Marquardt, or L-BFGS for large students (`second_order.refine`); its stop then
-      decides the status: 'ok' only at the floor ('tolerance') or at a certified stationary point
-      ('stationary').
-    second_order_steps: the Levenberg–Marquardt step budget.
-    second_order_max_params: students with more parameters get L-BFGS instead (the normal matrix
-      is P × P).
+      Levenberg–Marquardt (its dual form or L-BFGS for large students; `second_order.method`); its
+      stop then decides the status: 'ok' only at the floor ('tolerance') or at a certified
+      stationary point ('stationary').
+    second_order_steps: the Levenberg–Marquardt step budget (either form).
+    second_order_max_params: students with more parameters get LM's dual form where N · P is at
+      most its square, else L-BFGS (LM's normal matrix is P × P).
     lbfgs_steps: the L-BFGS iteration budget.
     floor: the normalized training error that counts as interpolation (float64: 1e-20).
     stationary_tol: the gradient norm ‖∇L‖ of the normalized training error below which a point
