@@ -68,6 +68,8 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
     # Cells whose learner did not converge: not fitted, drawn hollow (mean of those seeds).
     curve['unconverged_mean'] = tables.mean_se(g['unconverged'][i][:, finite])[0].tolist()
     curve['regions'] = regions.classify(ns, **curve['fit'])
+    curve['regions']['quoted'] = regions.quoted(curve['regions'], ns, fits=curve['gof']['fits'],
+                                                c_interval=curve['interval'].get('c'))
     out['learning_curves'][str(int(m))] = curve
   for j, n in enumerate(g['ns']):
     label = 'online' if math.isinf(n) else str(int(n))
@@ -108,7 +110,7 @@ def summary(fits) -> str:
     lines.append(f'variant {v["variant"] or "(base)"}: learning curves ε(n) = a n^-α + c')
     lines.append(f'  {"m":>5} {"P":>6}  {"alpha [95% CI]":>26}  {"c":>9}  {"rmse_log":>8}  n_small  n_irreducible')
     for m, c in v['learning_curves'].items():
-      r = c['regions']
+      r = c['regions']['quoted']
       lines.append(f'  {m:>5} {c["P"]:>6.0f}  {_fmt(c["fit"]["alpha"], c["interval"].get("alpha")):>26}  '
                    f'{c["fit"]["c"]:9.2e}  {c["rmse_log"]:8.3f}  {_fmt(r["n_small"]) if r["n_small"] else "-":>7}  '
                    f'{_fmt(r["n_irreducible"]) if r["n_irreducible"] else "-"}')

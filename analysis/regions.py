@@ -6,7 +6,7 @@
   irreducible  n >= n_irreducible = (a/c)^(1/α): the power-law term has fallen below the offset c.
 
 A boundary outside the measured range means the region was not reached; c = 0 (or c below
-`c_floor`) means no irreducible region at any n.
+`c_floor`) means no irreducible region at any n. `quoted` decides which boundaries are results.
 """
 
 import numpy as np
@@ -31,3 +31,24 @@ def classify(ns, a, alpha, c, **kw) -> dict:
           'small_data': [float(n) for n in ns if n < lo],
           'power_law': [float(n) for n in ns if lo <= n < hi],
           'irreducible': [float(n) for n in ns if n >= hi]}
+
+
+def quoted(region: dict, ns, *, fits: bool, c_interval=None) -> dict:
+  """The boundaries a report may state: {'n_small', 'n_irreducible'} (None where not), and 'why'
+  for each one withheld. Only for a curve that passes its goodness-of-fit test, only inside the
+  measured range of n, and n_irreducible only where the offset's interval excludes 0: an offset
+  the seeds cannot tell from 0 shows no irreducible level (a realizable width's true one is 0)."""
+  out, why = {}, {}
+  lo, hi = float(np.min(ns)), float(np.max(ns))
+  for name in ('n_small', 'n_irreducible'):
+    value = region[name]
+    if not fits:
+      why[name] = 'the power law does not fit'
+    elif value is None:
+      why[name] = 'no boundary'
+    elif not lo <= value <= hi:
+      why[name] = 'outside the measured range'
+    elif name == 'n_irreducible' and not (c_interval and c_interval[0] > 0):
+      why[name] = "the offset c is not distinguishable from 0 (its 95% interval reaches 0)"
+    out[name] = None if name in why else float(value)
+  return {**out, 'why': why}

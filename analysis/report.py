@@ -124,12 +124,14 @@ def _exponent(c) -> str:
 def _fit_tables(fv) -> list[str]:
   out = ['**Learning curves** ε(n) = a n^(−α) + c (95% intervals: bootstrap over seeds, t-corrected; '
          'verdict: χ² of the log residuals against the seeds\' standard errors, fits at p > 0.05; exponents '
-         'and Hestness regions (small-data below n_small, irreducible from n_irreducible) only where it fits, and only boundaries inside the measured range):', '']
+         'and Hestness regions (small-data below n_small, irreducible from n_irreducible) only where it fits, only boundaries inside the measured range, '
+         'and n_irreducible only where the offset c\'s interval excludes 0):', '']
   rows = []
   for m, c in fv['learning_curves'].items():
-    inside = lambda v: _fmt(v) if c['gof']['fits'] and v is not None and min(c['x']) <= v <= max(c['x']) else '–'
+    boundary = lambda v: '–' if v is None else _fmt(v)
     rows.append([m, f'{c["P"]:.0f}', _verdict(c), _exponent(c), _fmt(c['fit']['a']), _fmt(c['fit']['c']),
-                 _fmt(c['rmse_log']), inside(c['regions']['n_small']), inside(c['regions']['n_irreducible'])])
+                 _fmt(c['rmse_log']), boundary(c['regions']['quoted']['n_small']),
+                 boundary(c['regions']['quoted']['n_irreducible'])])
   out += [_table(['m', 'P(m)', 'verdict', 'α [95% CI]', 'a', 'c', 'rms log residual', 'n_small', 'n_irreducible'],
                  rows), '']
   out += ['**Width curves** ε(m) = b m^(−β) + c (same verdict):', '']
