@@ -233,6 +233,7 @@ def _headline(rows) -> list[str]:
             f'yet ε ranges from {min(r["eps"] for r in past):.2e} to {max(r["eps"] for r in past):.2e}; '
             f'the median share of ε that is D_bias (ε − training error − U: the test error beyond what the training '
             f'error accounts for) is {share:.3f}.', '']
+    out += _recovery(past)
   shares = []
   for m in sorted({r['m'] for r in rows}):
     ok, stationary = (sum(r[k] for r in rows if r['m'] == m) for k in ('ok', 'stationary'))
@@ -249,6 +250,23 @@ def _headline(rows) -> list[str]:
             'there (95% interval below 0): it measures the sample\'s optimism, not an optimizer\'s excess, and '
             'D_bias = ε − training error − U carries the overfitting.', '']
   return out
+
+
+def _recovery(past) -> list[str]:
+  """Per realizable width past n*: how many converged students at the training floor also have
+  their test error at the floor (the teacher's function recovered), and how far the others stay."""
+  parts = []
+  for m in sorted({r['m'] for r in past}):
+    cells = [r for r in past if r['m'] == m]
+    at_floor, recovered = sum(r['ok'] - r['stationary'] for r in cells), sum(r['recovered'] for r in cells)
+    if not at_floor:
+      parts.append(f'm = {m}: none at the training floor')
+      continue
+    rest = [r['interpolant_min'] for r in cells if math.isfinite(r['interpolant_min'])]
+    parts.append(f'm = {m}: {recovered} of {at_floor}' + (f' (the others\' test errors from {min(rest):.2g})' if rest else ''))
+  return ['**Interpolation and recovery past n\\*** (the converged students at realizable widths whose training '
+          'error reached the floor, and how many of them also have test error at that floor, train.floor: the teacher\'s function '
+          'recovered to float precision): ' + '; '.join(parts) + '.', '']
 
 
 def _at_ns(value_at_n: dict) -> str:

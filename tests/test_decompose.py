@@ -43,6 +43,9 @@ def test_decompose_writes_the_table(workdir):
     assert (r['past_n_star'] == 'True') == (u < 1e-10)
     if int(r['n']) < n_star:
       assert u > 1e-6
+    # Recovering the teacher (test error at the floor) needs the training error at the floor.
+    assert 0 <= int(r['recovered']) <= int(r['ok']) - int(r['stationary'])
+    assert r['interpolant_min'] == 'nan' or float(r['interpolant_min']) > 1e-20
     assert int(r['ens_members']) == 2 * 3                        # estimator (c) was run: 2 seeds × 3 members
   assert 'n* =' in out.stdout
 

@@ -154,3 +154,15 @@ def test_d_bias_law_quotes_the_exponent_only_where_the_power_law_fits():
   kinked = {n: 3.0 * n**-1.5 if n <= 256 else 3.0 * 256**-1.5 * (n / 256) ** -4.0 for n in ns}
   text = ' '.join(report._d_bias_laws(_d_bias_rows(kinked)))
   assert 'does not fit' in text and 'α =' not in text
+
+
+def test_recovery_counts_interpolants_and_recoveries_per_width():
+  """Hand count: width 8 has 3 + 2 students at the training floor (one more stationary), 1 of them
+  recovered; the others' smallest test error is the smaller of the two cells' minima."""
+  from analysis import report
+  rows = [{'m': 8, 'ok': 4, 'stationary': 1, 'recovered': 1, 'interpolant_min': 3e-9},
+          {'m': 8, 'ok': 2, 'stationary': 0, 'recovered': 0, 'interpolant_min': 2e-8},
+          {'m': 16, 'ok': 3, 'stationary': 3, 'recovered': 0, 'interpolant_min': float('nan')}]
+  text = ' '.join(report._recovery(rows))
+  assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text
+  assert 'm = 16: none at the training floor' in text
