@@ -22,7 +22,7 @@ from analysis import forms, joint, powerlaw, regions, selection, tables
 from experiments import cli, results
 
 
-def _curve(x, y_sx, n_boot, floor):
+def curve(x, y_sx, n_boot: int, floor: float) -> dict:
   """A power law with offset through seed means, censored at `floor`; the χ² verdict leaves the
   censored points out (bounds, not measurements)."""
   b = powerlaw.bootstrap(x, y_sx, n_boot=n_boot, floor=floor)
@@ -63,17 +63,17 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
   ns = g['ns'][finite]
   out = {'variant': variant, 'diverged_cells': g['diverged'], 'learning_curves': {}, 'width_curves': {}}
   for i, m in enumerate(g['ms']):
-    curve = _curve(ns, g['values'][i][:, finite], n_boot, floor)
-    curve['P'] = float(g['P'][i])
+    law = curve(ns, g['values'][i][:, finite], n_boot, floor)
+    law['P'] = float(g['P'][i])
     # Cells whose learner did not converge: not fitted, drawn hollow (mean of those seeds).
-    curve['unconverged_mean'] = tables.mean_se(g['unconverged'][i][:, finite])[0].tolist()
-    curve['regions'] = regions.classify(ns, **curve['fit'])
-    curve['regions']['quoted'] = regions.quoted(curve['regions'], ns, fits=curve['gof']['fits'],
-                                                c_interval=curve['interval'].get('c'))
-    out['learning_curves'][str(int(m))] = curve
+    law['unconverged_mean'] = tables.mean_se(g['unconverged'][i][:, finite])[0].tolist()
+    law['regions'] = regions.classify(ns, **law['fit'])
+    law['regions']['quoted'] = regions.quoted(law['regions'], ns, fits=law['gof']['fits'],
+                                              c_interval=law['interval'].get('c'))
+    out['learning_curves'][str(int(m))] = law
   for j, n in enumerate(g['ns']):
     label = 'online' if math.isinf(n) else str(int(n))
-    out['width_curves'][label] = _curve(g['ms'], g['values'][:, :, j].T, n_boot, floor)
+    out['width_curves'][label] = curve(g['ms'], g['values'][:, :, j].T, n_boot, floor)
   m, n, eps = joint_cells(g)
   fitted = joint.fit(m, n, eps)
   ms_sorted, ns_sorted = np.unique(g['ms']), np.unique(ns)

@@ -71,8 +71,9 @@ def provenance(workdir, records, cfg) -> dict:
   }
 
 
-def nyquist_companion(records, config):
-  """Figure 6's numbers: the companion's trained students, the Nyquist learner and U(n)."""
+def nyquist_companion(records, config, n_boot: int = 200):
+  """Figure 6's numbers: the companion's trained students, the Nyquist learner and U(n), and
+  per width the power law with offset through the students' converged errors at n >= B."""
   if not any(r['kind'] == 'nyquist' for r in records):
     return None
   variant = next(v for v in study.plan(config).variants if v.label == study.NYQUIST_LABEL)
@@ -88,9 +89,12 @@ def nyquist_companion(records, config):
     students[str(int(m))] = (mean.tolist(), se.tolist())
   past_b = np.asarray(ns) >= basis
   cells = (int(g['counts']['ok'][:, past_b].sum()), int(sum(c[:, past_b].sum() for c in g['counts'].values())))
+  floor = forms.precision_floor(config.train.dtype)
+  laws = {str(int(m)): fit.curve(g['ns'][past_b], g['values'][i][:, past_b], n_boot, floor)
+          for i, m in enumerate(g['ms'])}
   return {'ns': ns, 'ns_exact': ns_exact, 'B': basis, 'K': variant.teacher.cutoff, 'd': variant.inputs.dim,
           'nyquist': tq['nyquist'].tolist(), 'U': tq['U'].tolist(), 'students': students,
-          'converged_past_b': cells}
+          'converged_past_b': cells, 'laws_past_b': laws}
 
 
 def _fmt(v, digits=3):
@@ -269,6 +273,25 @@ def _recovery(past) -> list[str]:
           'recovered to float precision): ' + '; '.join(parts) + '.', '']
 
 
+def _companion_laws(c) -> list[str]:
+  """Which law, if any, the companion's trained students follow past n = B (DESIGN §2)."""
+  parts = []
+  for m, law in sorted(c['laws_past_b'].items(), key=lambda kv: int(kv[0])):
+    cells = sum(k > 0 for k in law['seeds'])
+    text = f'm = {m} ({cells} of {len(law["x"])} sample counts with a converged seed): {_verdict(law)}'
+    if law['gof']['fits']:
+      lo_hi = law['interval'].get('c')
+      text += f', α = {_exponent(law)}, c = {_fmt(law["fit"]["c"])}' + (
+          f' [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]' if lo_hi else '')
+      if lo_hi and lo_hi[0] > 0:
+        text += ': the error levels off above 0 (c\'s interval excludes 0)'
+    parts.append(text)
+  nyquist = [v for n, v in zip(c['ns_exact'], c['nyquist']) if n >= c['B']]
+  return [f'**The trained students\' law past n = B** (ε(n) = a n^(−α) + c through the converged seeds\' means at '
+          f'n >= {c["B"]}, verdict as for the learning curves; the Nyquist learner\'s error there is at most '
+          f'{_fmt(max(nyquist))}): ' + '; '.join(parts) + '.', '']
+
+
 def _at_ns(value_at_n: dict) -> str:
   """'2.2 at n = 16', '2.2, 1.5 at n = 16, 32' (up to four), else the range with its end points' n."""
   ns = sorted(value_at_n)
@@ -363,7 +386,7 @@ def build(workdir, n_boot=200) -> dict:
   t_width = config.teacher.width if config.teacher.family == 'mlp' else None
   g = tables.grid(records, variant=base['variant'])
   base_rows = [r for r in rows if r['variant'] == json.dumps(base['variant'], sort_keys=True)]
-  companion = nyquist_companion(records, config)
+  companion = nyquist_companion(records, config, n_boot)
   drawn, missing = [], []
   jobs = [
       ('1', lambda: figures.learning_curves(base, fig_dir, t_width)),
@@ -408,6 +431,7 @@ def markdown(b) -> str:
         cells.append(f'{_fmt(mean[c["ns"].index(n)])} ± {_fmt(se[c["ns"].index(n)], 2)}' if n in c['ns'] else '–')
       rows.append(cells)
     lines += [_table(['n', 'Nyquist learner', 'U(n)'] + [f'MLP m={m}' for m in sorted(c['students'], key=int)], rows), '']
+    lines += _companion_laws(c)
   lines += ['## Config', '', '```json', json.dumps(cfg['config'], indent=1, sort_keys=True), '```', '']
   return '\n'.join(lines)
 

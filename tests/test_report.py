@@ -166,3 +166,22 @@ def test_recovery_counts_interpolants_and_recoveries_per_width():
   text = ' '.join(report._recovery(rows))
   assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text
   assert 'm = 16: none at the training floor' in text
+
+
+def test_companion_law_says_whether_the_trained_error_levels_off():
+  """Past n = B: six seeds of 0.3 + 2 n^(−1) with 1% noise fit, with c's interval around 0.3 and
+  away from 0 (the error levels off); a width with one converged seed per n has no seed scatter
+  for a verdict."""
+  from analysis import fit, report
+  ns = np.asarray([128.0, 256, 512, 1024, 2048])
+  rng = np.random.default_rng(0)
+  y_sx = (0.3 + 2.0 / ns) * np.exp(0.01 * rng.standard_normal((6, len(ns))))
+  lone = np.full((6, len(ns)), np.nan)
+  lone[0] = 0.3 + 2.0 / ns
+  companion = {'B': 80, 'ns_exact': [79, 80, 128], 'nyquist': [0.01, 3e-25, 5e-30],
+               'laws_past_b': {'8': fit.curve(ns, y_sx, 100, 0.0), '16': fit.curve(ns, lone, 100, 0.0)}}
+  text = ' '.join(report._companion_laws(companion))
+  c_lo, c_hi = (float(v) for v in text.split('c = ')[1].split('[')[1].split(']')[0].split(', '))
+  assert c_lo < 0.3 < c_hi and c_lo > 0.25 and 'levels off above 0' in text
+  assert 'm = 16 (5 of 5 sample counts with a converged seed): undetermined' in text
+  assert 'at most 3e-25' in text
