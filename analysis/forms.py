@@ -7,8 +7,9 @@ exponents). Coefficients are fitted as logs (positive by construction):
   additive    E + A ñ^−α + B m̃^−β                                Hoffmann et al. 2022
   kaplan      (A ñ^−1 + B m̃^−γ)^α                                Kaplan et al. 2020, L(N, D)
   power_mean  E + ((A ñ^−α)^q + (B m̃^−β)^q)^(1/q)                 q = 1 additive, q → ∞ the max
-  realizable  R(m) + A ñ^−α m̃^−γ, R(m) measured, not fitted: the online column's error at width m
-              (the learner's error with unlimited data), which the data term decays to
+  realizable  ε∞(m) + A ñ^−α m̃^−γ, ε∞(m) measured, not fitted: the online column's mean error at
+              width m (the learner's error with unlimited data: R(m) plus what the online learner
+              itself misses, an upper bound on R(m)), which the data term decays to
 Cells at the precision floor are censored: ε is an upper bound there, so only a prediction above
 it is a residual.
 """
@@ -111,7 +112,7 @@ FORMS = {f.name: f for f in (
          (LOG_COEF[0], LOG_COEF[0], EXPONENT[0], LOG_COEF[0], EXPONENT[0], np.log(0.1)),
          (np.log(10.0), LOG_COEF[1], EXPONENT[1], LOG_COEF[1], EXPONENT[1], np.log(50.0)),
          {'alpha': (0.5, 2.0), 'beta': (0.5, 2.0), 'log_E': (-25.0,), 'log_q': (0.0, 2.0)}),
-    Form('realizable', 'R(m) + A ñ^−α m̃^−γ', ('log_A', 'alpha', 'gamma'), _realizable,
+    Form('realizable', 'ε∞(m) + A ñ^−α m̃^−γ', ('log_A', 'alpha', 'gamma'), _realizable,
          (LOG_COEF[0], EXPONENT[0], -EXPONENT[1]), (LOG_COEF[1], EXPONENT[1], EXPONENT[1]),
          {'alpha': (0.5, 1.5, 3.0), 'gamma': (0.0, 1.0)}, needs_r=True),
 )}

@@ -161,7 +161,7 @@ def _joint_forms(j) -> list[str]:
     return ['**Joint forms:** none could be fitted (too few cells).', '']
   first = j['forms'][names[0]]
   out = [f'**Joint forms** ε(m, n), fitted in log space (Huber loss) on {first["in_sample"]["cells"]} finite-n cells '
-         f'(m̃, ñ: m and n over their geometric means; `realizable` takes R(m) from the online column\'s mean; '
+         f'(m̃, ñ: m and n over their geometric means; `realizable` takes ε∞(m) from the online column\'s mean, the learner\'s error with unlimited data (R(m) where the online students reach the class\'s best); '
          f'{j["censored_cells"]} cells at the precision floor {j["floor"]:.1e} fitted as upper bounds). Errors are '
          'RMS of log10(ε̂/ε) in decades on held-out cells: cross-validation over cells, and extrapolation from '
          f'the small corner ({first["extrapolation"]["fit_on"]}), in n ({first["extrapolate_n"]["fit_on"]}) and in m '
