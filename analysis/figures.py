@@ -284,7 +284,8 @@ def exponents(points, knob, out_dir):
 
 def nyquist(companion, out_dir):
   """companion: {'ns', 'ns_exact', 'B', 'K', 'd', 'nyquist', 'U' (at ns_exact),
-  'students': {m: (mean, se) at ns}, 'converged_past_b': (ok cells, all cells) at n >= B}."""
+  'students': {m: (mean, se) at ns}, 'unconverged': {m: mean of the seeds not converged, at ns},
+  'converged_past_b': (ok cells, all cells) at n >= B, 'laws_past_b': {m: `fit.curve` at n >= B}}."""
   if companion is None:
     raise CannotDraw('no band-limited companion runs (config.nyquist.cutoff = 0)')
   ns = np.asarray(companion['ns'], float)
@@ -293,9 +294,20 @@ def nyquist(companion, out_dir):
   colors = _colors([int(m) for m in companion['students']], 'viridis')
   for color, (m, (mean, se)) in zip(colors, sorted(companion['students'].items(), key=lambda kv: int(kv[0]))):
     mean, se = np.asarray(mean, float), np.asarray(se, float)
-    ax.errorbar(ns, np.maximum(mean, FLOOR), yerr=_yerr(mean, se), fmt='o-', ms=4, color=color, capsize=2,
-                label=f'trained MLP, m={m}')
+    law = companion['laws_past_b'][m]
+    fits = law['gof']['fits'] and law['success']
+    ax.errorbar(ns, np.maximum(mean, FLOOR), yerr=_yerr(mean, se), fmt='o' if fits else 'o-', ms=4, color=color,
+                capsize=2, label=f'trained MLP, m={m}' + (f', c={law["fit"]["c"]:.2g}' if fits else ''))
+    stuck = np.asarray(companion['unconverged'][m], float)
+    hollow = np.isfinite(stuck) & (stuck > 0)
+    ax.plot(ns[hollow], np.maximum(stuck[hollow], FLOOR), 'o', ms=6, mfc='none', color=color)
+    if fits:
+      xd = _dense(np.asarray(law['x'], float))
+      ax.plot(xd, powerlaw.PowerLaw(law['fit']['a'], law['fit']['alpha'], law['fit']['c'], law['rmse_log'], True)(xd),
+              '--', color=color, lw=1.2)
     rows += [{'learner': f'mlp_m{m}', 'n': n, 'eps': e, 'eps_se': s} for n, e, s in zip(ns, mean, se)]
+    rows += [{'learner': f'mlp_m{m}_not_converged', 'n': n, 'eps': e, 'eps_se': float('nan')}
+             for n, e in zip(ns[hollow], stuck[hollow])]
   exact = np.asarray(companion['ns_exact'], float)
   nyq = np.asarray(companion['nyquist'], float)
   u = np.asarray(companion['U'], float)
@@ -320,4 +332,6 @@ def nyquist(companion, out_dir):
               if past_b else f'none of the {total} trained MLP cells at n >= B converged')
   return png, path, (f'On a band-limited teacher with B = {companion["B"]} basis functions, the learner that '
                      f'knows the basis has error {at_b:.2g} at n = B (drawn at the {FLOOR:g} floor when below it); '
-                     f'{students}.')
+                     f'{students}; hollow circles: the mean of the seeds whose learner did not converge; dashed: '
+                     f'a n^(−α) + c through the converged means at n >= B, drawn where it passes its goodness-of-fit test '
+                     f'(c in the legend).')

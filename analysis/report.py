@@ -83,10 +83,11 @@ def nyquist_companion(records, config, n_boot: int = 200):
   # The closed-form learners are also evaluated at n = B − 1 and B, which the grid may skip.
   ns_exact = sorted(set(ns) | {basis - 1, basis})
   tq = decompose.teacher_quantities(variant, config, len(g['replicates']), ns_exact)
-  students = {}
+  students, unconverged = {}, {}
   for i, m in enumerate(g['ms']):
     mean, se, _ = tables.mean_se(g['values'][i])
     students[str(int(m))] = (mean.tolist(), se.tolist())
+    unconverged[str(int(m))] = tables.mean_se(g['unconverged'][i])[0].tolist()
   past_b = np.asarray(ns) >= basis
   cells = (int(g['counts']['ok'][:, past_b].sum()), int(sum(c[:, past_b].sum() for c in g['counts'].values())))
   floor = forms.precision_floor(config.train.dtype)
@@ -94,7 +95,7 @@ def nyquist_companion(records, config, n_boot: int = 200):
           for i, m in enumerate(g['ms'])}
   return {'ns': ns, 'ns_exact': ns_exact, 'B': basis, 'K': variant.teacher.cutoff, 'd': variant.inputs.dim,
           'nyquist': tq['nyquist'].tolist(), 'U': tq['U'].tolist(), 'students': students,
-          'converged_past_b': cells, 'laws_past_b': laws}
+          'unconverged': unconverged, 'converged_past_b': cells, 'laws_past_b': laws}
 
 
 def _fmt(v, digits=3):

@@ -109,6 +109,12 @@ def test_joint_decomposition_exponent_and_nyquist_csvs(report):
   students = [r for r in nyq if r['learner'] == 'mlp_m4']
   assert [float(r['eps']) for r in students] == pytest.approx(
       [_mean(recs, kind='nyquist', m=4, n=n) for n in (8, 32, 128)])
+  # Hollow points: the mean of the seeds that did not converge, where there are any.
+  stuck = {int(float(r['n'])): float(r['eps']) for r in nyq if r['learner'] == 'mlp_m4_not_converged'}
+  for n in (8, 32, 128):
+    errs = [r['test_error'] for r in recs if r['kind'] == 'nyquist' and r['m'] == 4 and r['n'] == n
+            and r['status'] == 'not_converged']
+    assert (n in stuck) == bool(errs) and (not errs or stuck[n] == pytest.approx(np.mean(errs)))
 
 
 def test_report_says_what_it_cannot_draw(tmp_path):
