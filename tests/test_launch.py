@@ -1,14 +1,11 @@
 """What a launch does before it trains: its cost (--dry_run), one sweep per workdir shard (the
 lock), and quiet output."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
-import jax
 import pytest
 
 from experiments import launch_cost, results

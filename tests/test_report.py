@@ -150,26 +150,26 @@ def _d_bias_rows(d_bias_at_n, rel_se=0.01, seeds=6):
 
 
 def test_d_bias_law_quotes_the_exponent_only_where_the_power_law_fits():
-  from analysis import report
+  from analysis import sections
   ns = [64, 128, 256, 512, 1024, 2048]
   rng = np.random.default_rng(0)
   noisy = {n: 3.0 * n**-1.5 * np.exp(0.01 * rng.standard_normal()) for n in ns}   # 1% scatter, 1% se
-  text = ' '.join(report._d_bias_laws(_d_bias_rows(noisy)))
+  text = ' '.join(sections._d_bias_laws(_d_bias_rows(noisy)))
   alpha = float(text.split('α = ')[1].split(',')[0])
   assert alpha == pytest.approx(1.5, rel=0.02) and 'fits' in text
   kinked = {n: 3.0 * n**-1.5 if n <= 256 else 3.0 * 256**-1.5 * (n / 256) ** -4.0 for n in ns}
-  text = ' '.join(report._d_bias_laws(_d_bias_rows(kinked)))
+  text = ' '.join(sections._d_bias_laws(_d_bias_rows(kinked)))
   assert 'does not fit' in text and 'α =' not in text
 
 
 def test_recovery_counts_interpolants_and_recoveries_per_width():
   """Hand count: width 8 has 3 + 2 students at the training floor (one more stationary), 1 of them
   recovered; the others' smallest test error is the smaller of the two cells' minima."""
-  from analysis import report
+  from analysis import sections
   rows = [{'m': 8, 'ok': 4, 'stationary': 1, 'recovered': 1, 'interpolant_min': 3e-9},
           {'m': 8, 'ok': 2, 'stationary': 0, 'recovered': 0, 'interpolant_min': 2e-8},
           {'m': 16, 'ok': 3, 'stationary': 3, 'recovered': 0, 'interpolant_min': float('nan')}]
-  text = ' '.join(report._recovery(rows))
+  text = ' '.join(sections._recovery(rows))
   assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text
   assert 'm = 16: none at the training floor' in text
 
@@ -178,7 +178,7 @@ def test_companion_law_says_whether_the_trained_error_levels_off():
   """Past n = B: six seeds of 0.3 + 2 n^(−1) with 1% noise fit, with c's interval around 0.3 and
   away from 0 (the error levels off); a width with one converged seed per n has no seed scatter
   for a verdict."""
-  from analysis import fit, report
+  from analysis import fit, sections
   ns = np.asarray([128.0, 256, 512, 1024, 2048])
   rng = np.random.default_rng(0)
   y_sx = (0.3 + 2.0 / ns) * np.exp(0.01 * rng.standard_normal((6, len(ns))))
@@ -186,7 +186,7 @@ def test_companion_law_says_whether_the_trained_error_levels_off():
   lone[0] = 0.3 + 2.0 / ns
   companion = {'B': 80, 'ns_exact': [79, 80, 128], 'nyquist': [0.01, 3e-25, 5e-30],
                'laws_past_b': {'8': fit.curve(ns, y_sx, 100, 0.0), '16': fit.curve(ns, lone, 100, 0.0)}}
-  text = ' '.join(report._companion_laws(companion))
+  text = ' '.join(sections._companion_laws(companion))
   c_lo, c_hi = (float(v) for v in text.split('c = ')[1].split('[')[1].split(']')[0].split(', '))
   assert c_lo < 0.3 < c_hi and c_lo > 0.25 and 'levels off above 0' in text
   assert 'm = 16 (5 of 5 sample counts with a converged seed): undetermined' in text
