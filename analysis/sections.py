@@ -27,7 +27,10 @@ def _verdict(c) -> str:
   g = c['gof']
   if g['fits'] is None:
     return 'undetermined (too few points with a seed scatter)' if c['success'] else 'fit failed'
-  return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 4)})'
+  weak = ''
+  if g['fits'] and 2 * g.get('open_points', 0) > g.get('points', 0):
+    weak = f'; a weak test: {g["open_points"]} of {g["points"]} points\' 95% intervals reach 0'
+  return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 4)}{weak})'
 
 
 def _exponent(c) -> str:
@@ -40,7 +43,7 @@ def _exponent(c) -> str:
 
 def fit_tables(fv) -> list[str]:
   out = ['**Learning curves** ε(n) = a n^(−α) + c (95% intervals: bootstrap over seeds, t-corrected; '
-         'verdict: χ² of the log residuals against the seeds\' standard errors, fits at p > 0.05; exponents '
+         'verdict: χ² of the log residuals against the seeds\' standard errors, fits at p > 0.05, a weak test where most points\' 95% intervals reach 0; exponents '
          'and Hestness regions (small-data below n_small, irreducible from n_irreducible) only where it fits, only boundaries inside the measured range, '
          'and n_irreducible only where the offset c\'s interval excludes 0):', '']
   rows = []

@@ -68,3 +68,19 @@ def test_censored_floor_is_not_read_as_an_irreducible_error():
   censored, naive = powerlaw.fit(x, y, floor=1e-9), powerlaw.fit(x, y)
   assert censored.alpha == pytest.approx(3.0, rel=1e-3) and censored.c < 1e-11
   assert naive.c > 5e-10   # uncensored, the floor becomes the offset c
+
+
+def test_verdict_counts_the_points_whose_interval_reaches_0():
+  """Six seeds with 1% scatter: every point's 95% interval (t_5 · se ≈ 2.6 · 0.01/√6 of the
+  mean) stays far from 0. With log-normal scatter σ = 1.5 (relative sd ≈ 2.9, se ≈ 1.2 of the
+  mean) nearly every interval reaches 0, and the report calls a pass a weak test."""
+  from analysis import sections
+  rng = np.random.default_rng(3)
+  truth = 2.0 * NS**-0.6 + 1e-3
+  for sigma, open_at_least, open_at_most in ((0.01, 0, 0), (1.5, len(NS) - 3, len(NS))):
+    y_sx = truth * np.exp(sigma * rng.normal(size=(6, len(NS))))
+    mean, se = y_sx.mean(0), y_sx.std(0, ddof=1) / np.sqrt(6)
+    g = powerlaw.goodness_of_fit(powerlaw.fit(NS, truth), NS, mean, se, np.full(len(NS), 6))
+    assert g['points'] == len(NS) and open_at_least <= g['open_points'] <= open_at_most, (sigma, g)
+  weak = sections._verdict({'success': True, 'gof': {**g, 'fits': True}})
+  assert f'a weak test: {g["open_points"]} of {len(NS)} points' in weak
