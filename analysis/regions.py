@@ -48,7 +48,9 @@ def quoted(region: dict, ns, *, fits: bool, c_interval=None) -> dict:
       why[name] = 'no boundary'
     elif not lo <= value <= hi:
       why[name] = 'outside the measured range'
-    elif name == 'n_irreducible' and not (c_interval and c_interval[0] > 0):
-      why[name] = "the offset c is not distinguishable from 0 (its 95% interval reaches 0)"
+    elif name == 'n_irreducible' and not c_interval:
+      why[name] = 'no interval for the offset c (fewer than two seeds)'
+    elif name == 'n_irreducible' and not c_interval[0] > 0:
+      why[name] = 'the offset c is not distinguishable from 0 (its 95% interval reaches 0)'
     out[name] = None if name in why else float(value)
   return {**out, 'why': why}

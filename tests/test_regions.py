@@ -47,3 +47,5 @@ def test_no_region_quoted_for_a_curve_that_does_not_fit_or_outside_the_range():
   assert q['why'] == {'n_irreducible': 'outside the measured range'}
   q = regions.quoted(region, [1, 1e9], fits=False, c_interval=[5e-3, 2e-2])
   assert q['n_small'] is None and q['n_irreducible'] is None
+  q = regions.quoted(region, [1, 1e9], fits=True, c_interval=None)   # one seed: no interval for c
+  assert q['n_irreducible'] is None and 'no interval' in q['why']['n_irreducible']
