@@ -57,6 +57,13 @@ def _yerr(mean, se):
   return [np.minimum(se, 0.9 * np.asarray(mean, float)), se]
 
 
+def _exponent_label(symbol: str, law, gof: dict) -> str:
+  """'  α=3.70' for a legend, only where the fit passes its test; '*' marks a weak test."""
+  if not gof.get('fits'):
+    return ''
+  return f'  {symbol}={law.alpha:.2f}' + ('*' if powerlaw.weak_test(gof) else '')
+
+
 def _dense(x):
   x = np.asarray(x, float)
   return np.geomspace(x.min(), x.max(), 200)
@@ -79,7 +86,7 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
     x, y, se = (np.asarray(c[k], float) for k in ('x', 'mean', 'se'))
     ok = np.isfinite(y) & (y > 0)
     law = powerlaw.PowerLaw(**c['fit'], rmse_log=c['rmse_log'], success=c['success'])
-    label = f'm={m}' + (f'  α={law.alpha:.2f}' if c.get('gof', {}).get('fits') else '')   # quoted where it fits
+    label = f'm={m}' + _exponent_label('α', law, c.get('gof', {}))
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='o', ms=4, color=color,
                 capsize=2, label=label)
     stuck = np.asarray(c.get('unconverged_mean', [np.nan] * len(x)), float)
@@ -109,7 +116,8 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
                     ['m', 'P', 'n', 'eps_mean', 'eps_se', 'fit_a', 'fit_alpha', 'fit_c', 'fit_value'])
   return png, path, ('ε vs n on log–log axes, one colour per width m (mean ± standard error over the converged '
                      'seeds), with the fitted power law with offset per width (α in the legend only where the fit '
-                     'passes its goodness-of-fit test); hollow circles: the mean of seeds whose '
+                     'passes its goodness-of-fit test; * where that is a weak test, most points\' 95% intervals '
+                     'reaching 0); hollow circles: the mean of seeds whose '
                      'learner did not converge (not fitted); dotted lines are the online (n = ∞) errors.')
 
 
@@ -130,7 +138,7 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
     law = powerlaw.PowerLaw(c['fit']['a'], c['fit']['alpha'], c['fit']['c'], c['rmse_log'], c['success'])
     name = 'online (n=∞)' if k == 'online' else f'n={k}'
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='s' if k == 'online' else 'o',
-                ms=4, color=colors[k], capsize=2, label=name + (f'  β={law.alpha:.2f}' if c.get('gof', {}).get('fits') else ''))
+                ms=4, color=colors[k], capsize=2, label=name + _exponent_label('β', law, c.get('gof', {})))
     if c['success'] and ok.sum() > 1:
       xd = _dense(x[ok])
       ax.plot(xd, np.maximum(law(xd), FLOOR), '-', color=colors[k], lw=1.2, alpha=0.8)
@@ -147,7 +155,8 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
   png, path = _save(fig, out_dir, 'fig2_width_curves', rows,
                     ['n', 'm', 'eps_mean', 'eps_se', 'fit_b', 'fit_beta', 'fit_c', 'fit_value'])
   return png, path, ('ε vs m on log–log axes, one colour per n (squares: online, n = ∞), with fitted '
-                     'b m^(−β) + c; the dashed line marks the teacher width, from which R(m) = 0.')
+                     'b m^(−β) + c (β in the legend only where it passes its goodness-of-fit test, * where that '
+                     'is a weak test); the dashed line marks the teacher width, from which R(m) = 0.')
 
 
 def joint_fit(fits_variant, cells, out_dir):

@@ -28,7 +28,7 @@ def _verdict(c) -> str:
   if g['fits'] is None:
     return 'undetermined (too few points with a seed scatter)' if c['success'] else 'fit failed'
   weak = ''
-  if g['fits'] and 2 * g.get('open_points', 0) > g.get('points', 0):
+  if powerlaw.weak_test(g):
     weak = f'; a weak test: {g["open_points"]} of {g["points"]} points\' 95% intervals reach 0'
   return f'{"fits" if g["fits"] else "does not fit"} (χ²/dof = {_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 4)}{weak})'
 
