@@ -7,7 +7,9 @@ Per level: α, the data exponent of the widest student's learning curve ε(n) = 
 largest n when there is no online column); β_P, the exponent of the same curve against the
 parameter count, ε(P) = b P^(−β_P) + c — the model-size exponent that Sharma & Kaplan's (2020)
 4/d is about — each with its bootstrap interval over seeds; and the intrinsic dimension of the
-level's inputs measured by TwoNN (analysis.intrinsic_dim). Writes DIR/ablation.json and figure 5.
+level's inputs measured by TwoNN (analysis.intrinsic_dim). Each exponent carries its curve's
+goodness-of-fit verdict (<key>_fits: True, False or None, undetermined); figure 5 draws only the
+exponents whose curves fit (DESIGN §5). Writes DIR/ablation.json and figure 5.
 """
 
 import json
@@ -20,14 +22,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from analysis import figures, fit, intrinsic_dim, powerlaw, tables
+from analysis import figures, fit, forms, intrinsic_dim, tables
 from experiments import cli, results, study
 from teacher_student import inputs
 
 
-def _interval(curve, key):
-  lo, hi = curve['interval'].get(key, [float('nan'), float('nan')])
-  return curve['fit'][key], lo, hi
+def _exponent(curve) -> tuple:
+  """(exponent, lo, hi, fits) of a `fit.curve` result."""
+  lo, hi = curve['interval'].get('alpha', [float('nan'), float('nan')])
+  return curve['fit']['alpha'], lo, hi, curve['gof']['fits']
 
 
 def measured_dimension(config, variant_label, n=4000) -> float:
@@ -38,13 +41,15 @@ def measured_dimension(config, variant_label, n=4000) -> float:
   return intrinsic_dim.two_nn(np.asarray(x))
 
 
-def parameter_exponent(records, variant, column, n_boot=200) -> tuple:
-  """β_P and its interval: the width curve of `column` ('online' or an n) against P(m)."""
+def parameter_exponent(records, variant, column, floor: float, n_boot=200) -> tuple:
+  """(β_P, lo, hi, fits): the width curve of `column` ('online' or an n) against P(m), fitted and
+  judged as every width curve (`fit.curve`)."""
   g = tables.grid(records, variant=variant)
   j = len(g['ns']) - 1 if column == 'online' else list(g['ns']).index(float(column))
-  b = powerlaw.bootstrap(g['P'], g['values'][:, :, j].T, n_boot=n_boot)
-  lo, hi = b['interval'].get('alpha', [float('nan')] * 2)
-  return b['fit'].alpha, lo, hi
+  return _exponent(fit.curve(g['P'], g['values'][:, :, j].T, n_boot, floor))
+
+
+EXPONENT_FIELDS = {key: (key, f'{key}_lo', f'{key}_hi', f'{key}_fits') for key in ('alpha', 'beta', 'beta_P')}
 
 
 def exponents(fits, config=None, records=None) -> list[dict]:
@@ -60,14 +65,14 @@ def exponents(fits, config=None, records=None) -> list[dict]:
     widest = max(lcs, key=int)
     wcs = v['width_curves']
     data_rich = 'online' if 'online' in wcs else max(wcs, key=int)
-    alpha, alpha_lo, alpha_hi = _interval(lcs[widest], 'alpha')
-    beta, beta_lo, beta_hi = _interval(wcs[data_rich], 'alpha')
-    points.append({'knob': knob, 'level': level, 'alpha': alpha, 'alpha_lo': alpha_lo, 'alpha_hi': alpha_hi,
-                   'alpha_width': int(widest), 'beta': beta, 'beta_lo': beta_lo, 'beta_hi': beta_hi,
-                   'beta_n': data_rich,
-                   'd_measured': measured_dimension(config, v['variant']) if config is not None else None})
+    point = {'knob': knob, 'level': level, 'alpha_width': int(widest), 'beta_n': data_rich,
+             'd_measured': measured_dimension(config, v['variant']) if config is not None else None}
+    point.update(zip(EXPONENT_FIELDS['alpha'], _exponent(lcs[widest])))
+    point.update(zip(EXPONENT_FIELDS['beta'], _exponent(wcs[data_rich])))
     if records is not None:
-      points[-1].update(zip(('beta_P', 'beta_P_lo', 'beta_P_hi'), parameter_exponent(records, v['variant'], data_rich)))
+      floor = forms.precision_floor(config.train.dtype if config is not None else 'float64')
+      point.update(zip(EXPONENT_FIELDS['beta_P'], parameter_exponent(records, v['variant'], data_rich, floor)))
+    points.append(point)
   return points
 
 
@@ -84,7 +89,8 @@ def main(argv):
   figures.exponents(points, points[0]['knob'], workdir / 'figures')
   print(f'{"level":>10} {"alpha (n) [95% CI]":>26} {"beta (m) [95% CI]":>26} {"beta_P (P) [95% CI]":>26} '
         f'{"d (TwoNN)":>10} {"4/d":>6}')
-  ci = lambda p, k: f'{p[k]:7.3f} [{p[k + "_lo"]:6.3f}, {p[k + "_hi"]:6.3f}]'
+  ci = lambda p, k: (f'{p[k]:7.3f} [{p[k + "_lo"]:6.3f}, {p[k + "_hi"]:6.3f}]' if p[k + '_fits']
+                     else 'does not fit' if p[k + '_fits'] is False else 'undetermined')
   for p in points:
     print(f'{str(p["level"]):>10} {ci(p, "alpha"):>26} {ci(p, "beta"):>26} {ci(p, "beta_P"):>26} '
           f'{p["d_measured"]:10.2f} {4 / p["d_measured"]:6.3f}')

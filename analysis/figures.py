@@ -243,7 +243,8 @@ DECOMPOSITION_CSV = ('m', 'n', 'eps', 'R', 'U', 'D', 'D_lo', 'D_hi', 'D_optimiza
 
 
 def exponents(points, knob, out_dir):
-  """points: [{'level', 'alpha', 'alpha_lo', 'alpha_hi', 'beta', 'beta_lo', 'beta_hi', ...}]."""
+  """points: `ablation.exponents` ({'level', 'alpha', 'alpha_lo', 'alpha_hi', 'alpha_fits', 'beta', ...}).
+  Only exponents whose curves pass their goodness-of-fit test are drawn; all are in the CSV."""
   if len(points) < 2:
     raise CannotDraw('needs an ablation with at least two levels (this workdir has none)')
   fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -255,15 +256,15 @@ def exponents(points, knob, out_dir):
     series.append(('beta_P', 'tab:green', 'β_P (parameter-count exponent, online)'))
   # Intervals can be far wider than the estimates (few seeds, a realizable cliff instead of a power
   # law); the axis follows the estimates and an interval running past the top ends in an arrow.
-  estimates = np.asarray([p[key] for key, *_ in series for p in points], float)
+  drawn = lambda key: np.asarray([p.get(f'{key}_fits') is True for p in points])
+  estimates = np.asarray([p[key] for key, *_ in series for p in points if p.get(f'{key}_fits') is True], float)
   top = 1.5 * max(np.nanmax(estimates, initial=0.0), 4 / min(xs) if numeric and min(xs) > 0 else 0.0, 0.1)
   step = 0.015 * (max(xs) - min(xs) or 1)
   clipped = False
   for s, (key, color, label) in enumerate(series):
     x = np.asarray(xs, float) + (s - (len(series) - 1) / 2) * step
-    y = np.asarray([p[key] for p in points], float)
-    lo = np.asarray([p[f'{key}_lo'] for p in points], float)
-    hi = np.asarray([p[f'{key}_hi'] for p in points], float)
+    y, lo, hi = (np.where(drawn(key), np.asarray([p[k] for p in points], float), np.nan)
+                 for k in (key, f'{key}_lo', f'{key}_hi'))
     over = hi > top
     clipped |= bool(over.any())
     hi = np.where(over, top, hi)
@@ -280,15 +281,17 @@ def exponents(points, knob, out_dir):
     ax.set_xticks(xs, [str(p['level']) for p in points])
   ax.set(xlabel=f'ablation knob: {knob}', ylabel='fitted exponent', title='Scaling exponents vs teacher complexity')
   ax.legend()
-  cols = ['level', 'alpha', 'alpha_lo', 'alpha_hi', 'beta', 'beta_lo', 'beta_hi', 'beta_P', 'beta_P_lo',
-          'beta_P_hi', 'd_measured', 'four_over_d']
+  cols = ['level', 'alpha', 'alpha_lo', 'alpha_hi', 'alpha_fits', 'beta', 'beta_lo', 'beta_hi', 'beta_fits', 'beta_P',
+          'beta_P_lo', 'beta_P_hi', 'beta_P_fits', 'd_measured', 'four_over_d']
   rows = [{**{k: p.get(k) for k in cols}, 'four_over_d': 4 / p['level'] if numeric and p['level'] else None}
           for p in points]
   png, path = _save(fig, out_dir, 'fig5_exponents', rows, cols)
+  shown = sum(int(drawn(key).sum()) for key, *_ in series)
   return png, path, ('Fitted exponents per level of the ablated knob with 95% intervals: α from the widest '
                      'student\'s learning curve, β (in width) and β_P (in parameter count) from the online '
-                     'width curve.' + (' Triangles at the top: the interval continues above the axis '
-                                        '(see the CSV).' if clipped else ''))
+                     f'width curve; drawn only where the curve passes its goodness-of-fit test ({shown} of '
+                     f'{len(series) * len(points)}; all are in the CSV with their verdicts).'
+                     + (' Triangles at the top: the interval continues above the axis (see the CSV).' if clipped else ''))
 
 
 def nyquist(companion, out_dir):

@@ -140,7 +140,23 @@ def test_ablation_command(report):
     assert p['alpha'] == pytest.approx(0.8, rel=0.05)            # LAW's exponents
     assert p['beta'] == pytest.approx(1.0, rel=0.05)
     assert p['beta_P'] == pytest.approx(p['beta'], rel=0.15)     # depth 1: P = 6m + 1, nearly ∝ m
+    # Three n's (or widths) for three parameters: no degrees of freedom left for a verdict.
+    assert p['alpha_fits'] is None and p['beta_fits'] is None and p['beta_P_fits'] is None
   assert 'beta_P' in _csv(workdir, 'fig5_exponents')[0]
+  assert 'undetermined' in out.stdout
+
+
+def test_figure_5_draws_only_exponents_whose_curves_fit(tmp_path):
+  """Two levels × three exponents, one curve failing its test: 5 of 6 drawn, all 6 in the CSV."""
+  from analysis import figures
+  points = [{'level': level, **{f'{k}{s}': v for k in ('alpha', 'beta', 'beta_P')
+                                for s, v in (('', 1.0), ('_lo', 0.8), ('_hi', 1.2), ('_fits', True))}}
+            for level in (1, 2)]
+  points[1]['alpha_fits'] = False
+  _, path, caption = figures.exponents(points, 'teacher.depth', tmp_path)
+  assert '(5 of 6;' in caption
+  rows = list(csv.DictReader(open(path)))
+  assert [r['alpha_fits'] for r in rows] == ['True', 'False'] and rows[1]['alpha'] == '1.0'
 
 
 def _d_bias_rows(d_bias_at_n, rel_se=0.01, seeds=6):
