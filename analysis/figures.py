@@ -272,6 +272,10 @@ def exponents(points, knob, out_dir):
                 capsize=3, label=label)
     ax.plot(x[over], np.full(over.sum(), top), '^', color=color, ms=6, clip_on=False)
   ax.set_ylim(0, top)
+  shown = sum(int(drawn(key).sum()) for key, *_ in series)
+  if not shown:
+    ax.text(0.5, 0.5, 'no exponent\'s curve passes its goodness-of-fit test\n(the estimates and verdicts are in the CSV)',
+            transform=ax.transAxes, ha='center', va='center', color='gray')
   if knob in ('inputs.intrinsic_dim', 'inputs.dim') and numeric:
     d = np.linspace(min(xs), max(xs), 100)
     ax.plot(d, 4 / d, 'k--', lw=1, label='4/d (Sharma & Kaplan 2020), d as set')
@@ -286,7 +290,6 @@ def exponents(points, knob, out_dir):
   rows = [{**{k: p.get(k) for k in cols}, 'four_over_d': 4 / p['level'] if numeric and p['level'] else None}
           for p in points]
   png, path = _save(fig, out_dir, 'fig5_exponents', rows, cols)
-  shown = sum(int(drawn(key).sum()) for key, *_ in series)
   return png, path, ('Fitted exponents per level of the ablated knob with 95% intervals: α from the widest '
                      'student\'s learning curve, β (in width) and β_P (in parameter count) from the online '
                      f'width curve; drawn only where the curve passes its goodness-of-fit test ({shown} of '
