@@ -56,6 +56,7 @@ def exponents(fits, config=None, records=None) -> list[dict]:
   """One point per variant (ablation level) from `fit.analyze` output; with the study's config,
   also the measured intrinsic dimension of each level's inputs (d_measured), and with its
   records the parameter-count exponent β_P."""
+  floor = forms.precision_floor(config.train.dtype if config is not None else 'float64')
   points = []
   for v in fits['variants']:
     if not v['variant']:
@@ -70,7 +71,6 @@ def exponents(fits, config=None, records=None) -> list[dict]:
     point.update(zip(EXPONENT_FIELDS['alpha'], _exponent(lcs[widest])))
     point.update(zip(EXPONENT_FIELDS['beta'], _exponent(wcs[data_rich])))
     if records is not None:
-      floor = forms.precision_floor(config.train.dtype if config is not None else 'float64')
       point.update(zip(EXPONENT_FIELDS['beta_P'], parameter_exponent(records, v['variant'], data_rich, floor)))
     points.append(point)
   return points

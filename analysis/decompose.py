@@ -121,6 +121,7 @@ def decompose_variant(records, variant, config) -> list[dict]:
   label = json.dumps(variant.label, sort_keys=True)
   ens_records = [r for r in records if r['kind'] == 'ensemble' and json.dumps(r['variant'], sort_keys=True) == label]
   members = lambda n, key: sum(r.get(key, 0) for r in ens_records if r['n'] == n)
+  floor = variant.train.floor
   rows = []
   for i, m in enumerate(g['ms']):
     r_online = r_online_se = float('nan')
@@ -135,7 +136,6 @@ def decompose_variant(records, variant, config) -> list[dict]:
       col = list(g['ns']).index(n)
       eps_mean, eps_se, count = tables.mean_se(g['values'][i][:, col])
       train_s, test_s = tr['values'][i][:, col], g['values'][i][:, col]
-      floor = variant.train.floor
       interpolants = test_s[(train_s <= floor) & (test_s > floor)]
       d_opt, d_opt_se, _ = (float(v) for v in tables.mean_se(train_s - r))
       d_bias, d_bias_se, _ = (float(v) for v in tables.mean_se(test_s - train_s - float(tq['U'][j])))

@@ -57,6 +57,11 @@ def _yerr(mean, se):
   return [np.minimum(se, 0.9 * np.asarray(mean, float)), se]
 
 
+def _law(curve: dict) -> powerlaw.PowerLaw:
+  """The fitted law of a `fit.curve` result, callable on x."""
+  return powerlaw.PowerLaw(**curve['fit'], rmse_log=curve['rmse_log'], success=curve['success'])
+
+
 def _exponent_label(symbol: str, law, gof: dict) -> str:
   """'  α=3.70' for a legend, only where the fit passes its test; '*' marks a weak test."""
   if not gof.get('fits'):
@@ -85,7 +90,7 @@ def learning_curves(fits_variant, out_dir, teacher_width=None):
     c = curves[m]
     x, y, se = (np.asarray(c[k], float) for k in ('x', 'mean', 'se'))
     ok = np.isfinite(y) & (y > 0)
-    law = powerlaw.PowerLaw(**c['fit'], rmse_log=c['rmse_log'], success=c['success'])
+    law = _law(c)
     label = f'm={m}' + _exponent_label('α', law, c.get('gof', {}))
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='o', ms=4, color=color,
                 capsize=2, label=label)
@@ -135,7 +140,7 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
     c = curves[k]
     x, y, se = (np.asarray(c[q], float) for q in ('x', 'mean', 'se'))
     ok = np.isfinite(y) & (y > 0)
-    law = powerlaw.PowerLaw(c['fit']['a'], c['fit']['alpha'], c['fit']['c'], c['rmse_log'], c['success'])
+    law = _law(c)
     name = 'online (n=∞)' if k == 'online' else f'n={k}'
     ax.errorbar(x[ok], np.maximum(y[ok], FLOOR), yerr=_yerr(y[ok], se[ok]), fmt='s' if k == 'online' else 'o',
                 ms=4, color=colors[k], capsize=2, label=name + _exponent_label('β', law, c.get('gof', {})))
@@ -318,7 +323,7 @@ def nyquist(companion, out_dir):
     ax.plot(ns[hollow], np.maximum(stuck[hollow], FLOOR), 'o', ms=6, mfc='none', color=color)
     if fits:
       xd = _dense(np.asarray(law['x'], float))
-      ax.plot(xd, powerlaw.PowerLaw(law['fit']['a'], law['fit']['alpha'], law['fit']['c'], law['rmse_log'], True)(xd),
+      ax.plot(xd, _law(law)(xd),
               '--', color=color, lw=1.2)
     rows += [{'learner': f'mlp_m{m}', 'n': n, 'eps': e, 'eps_se': s} for n, e, s in zip(ns, mean, se)]
     rows += [{'learner': f'mlp_m{m}_not_converged', 'n': n, 'eps': e, 'eps_se': float('nan')}
