@@ -47,3 +47,27 @@ def test_benchmark_cli_reports_failures(tmp_path):
   assert all(nmt[e] == 'failed' for e in ('M1', 'M4', 'offset', 'blend'))   # one point cannot be fitted
   assert report['domains']['NMT']['offset']['groups_failed'] == 1
   assert report['domains']['LM']['offset']['mean_rmse_log'] < 1e-3
+
+
+def test_versus_best_baseline_is_a_paired_test():
+  def groups(domain, m1, m2, blend):
+    return [{'domain': domain, 'M1': a, 'M2': b, 'blend': c} for a, b, c in zip(m1, m2, blend)]
+  # X: M2 is the better baseline; blend beats it by 0.02, 0.04, 0.03: mean −0.03, sd 0.01,
+  # t_{0.975, 2} = 4.303, so the interval is −0.03 ± 4.303 · 0.01/sqrt(3) = [−0.0548, −0.0052].
+  # Y: blend and M1 trade ±0.01: mean 0, no verdict. Z: blend fails on one of three groups and wins
+  # the other two by 0.05 and 0.04, yet two groups decide nothing: −0.045 ± 12.706 · 0.005.
+  report = {'groups': groups('X', [0.9] * 3, [0.10, 0.12, 0.11], [0.08, 0.08, 0.08])
+            + groups('Y', [0.1, 0.1, 0.1, 0.1], [0.5] * 4, [0.11, 0.09, 0.11, 0.09])
+            + groups('Z', [0.1] * 3, [0.5] * 3, [0.05, 'failed', 0.06])}
+  report['domains'] = {d: {n: {'mean_rmse_log': float(np.mean([g[n] for g in report['groups']
+                                                                if g['domain'] == d and g[n] != 'failed']))}
+                           for n in ('M1', 'M2', 'blend')} for d in 'XYZ'}
+  versus = curves_benchmark.versus_best(report, ['M1', 'M2', 'blend'])
+  x, y, z = versus['X'], versus['Y'], versus['Z']
+  assert x['baseline'] == 'M2' and y['baseline'] == 'M1'
+  assert x['blend']['interval'] == pytest.approx([-0.0548, -0.0052], abs=1e-4)
+  assert (x['blend']['verdict'], x['blend']['won'], x['blend']['groups']) == ('better', 3, 3)
+  assert y['blend']['mean_diff'] == pytest.approx(0.0, abs=1e-12)
+  assert (y['blend']['verdict'], y['blend']['won']) == ('not distinguishable', 2)
+  assert (z['blend']['groups'], z['blend']['won'], z['blend']['verdict']) == (2, 2, 'not distinguishable')
+  assert z['blend']['interval'] == pytest.approx([-0.1085, 0.0185], abs=1e-4)
