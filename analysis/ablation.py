@@ -79,7 +79,7 @@ def exponents(fits, config=None, records=None) -> list[dict]:
 def main(argv):
   del argv
   cli.require('workdir')
-  fits = cli.or_fail(fit.analyze, flags.FLAGS.workdir, flags.FLAGS.n_boot)
+  fits = cli.or_fail(fit.analyze, flags.FLAGS.workdir, flags.FLAGS.n_boot, joint_law=False)
   config = ml_collections.ConfigDict(results.read_config(flags.FLAGS.workdir)['config'])
   points = exponents(fits, config, results.load(flags.FLAGS.workdir))
   if not points:

@@ -57,7 +57,9 @@ def joint_forms(g, floor: float, n_boot: int) -> dict:
   return out
 
 
-def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('float64')) -> dict:
+def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('float64'), joint_law=True) -> dict:
+  """The variant's learning and width curves; with `joint_law`, also the joint law and forms
+  (most of the cost: every form is cross-validated and extrapolated)."""
   g = tables.grid(records, variant=variant)
   finite = np.isfinite(g['ns'])
   ns = g['ns'][finite]
@@ -74,6 +76,8 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
   for j, n in enumerate(g['ns']):
     label = 'online' if math.isinf(n) else str(int(n))
     out['width_curves'][label] = curve(g['ms'], g['values'][:, :, j].T, n_boot, floor)
+  if not joint_law:
+    return out
   m, n, eps = joint_cells(g)
   fitted = joint.fit(m, n, eps)
   ms_sorted, ns_sorted = np.unique(g['ms']), np.unique(ns)
@@ -89,14 +93,14 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
   return out
 
 
-def analyze(workdir, n_boot=200) -> dict:
+def analyze(workdir, n_boot=200, joint_law=True) -> dict:
   records = results.load(workdir)
   if not records:
     raise ValueError(f'{workdir} has no finished cells yet')
   cfg = results.read_config(workdir)
   floor = forms.precision_floor(cfg['config']['train']['dtype'])
   return {'config_hash': cfg['hash'], 'cells': len(records), 'status': tables.status_counts(records),
-          'variants': [analyze_variant(records, v, n_boot, floor) for v in tables.variants(records)]}
+          'variants': [analyze_variant(records, v, n_boot, floor, joint_law) for v in tables.variants(records)]}
 
 
 def _fmt(v, interval=None):
