@@ -28,6 +28,9 @@ and prints a summary. Per row:
                        student computes the teacher's function to float precision
   interpolant_min      the smallest test error of the ok cells at the training floor that did not
                        recover the teacher (NaN where none): how far an interpolant can stay off
+  interpolants, interp_log_mean, interp_log_se
+                       those cells' count and the mean and standard error of their natural-log test
+                       errors (log of the geometric mean): their errors span decades within a cell
   n_star               the teacher's identifiability threshold (rank of its whitened Jacobian);
   past_n_star          U(n) < U_ZERO: past n* in the sense of the uncertainty, not of n >= rank
   nyquist              the Nyquist learner's error (band-limited and random-feature teachers)
@@ -55,7 +58,8 @@ COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 
            'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'ens_not_converged', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
            'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'D_bias_se',
            'ok', 'not_converged',
-           'diverged', 'stationary', 'recovered', 'interpolant_min', 'n_star', 'past_n_star', 'nyquist')
+           'diverged', 'stationary', 'recovered', 'interpolant_min',
+           'interpolants', 'interp_log_mean', 'interp_log_se', 'n_star', 'past_n_star', 'nyquist')
 ZERO = 1e-10   # U below this (float64) counts as 0: 'past n*'
 
 
@@ -137,6 +141,8 @@ def decompose_variant(records, variant, config) -> list[dict]:
       eps_mean, eps_se, count = tables.mean_se(g['values'][i][:, col])
       train_s, test_s = tr['values'][i][:, col], g['values'][i][:, col]
       interpolants = test_s[(train_s <= floor) & (test_s > floor)]
+      log_mean, log_se, _ = (float(v) for v in tables.mean_se(np.log(interpolants))) if interpolants.size else (
+          float('nan'),) * 3
       d_opt, d_opt_se, _ = (float(v) for v in tables.mean_se(train_s - r))
       d_bias, d_bias_se, _ = (float(v) for v in tables.mean_se(test_s - train_s - float(tq['U'][j])))
       counts = {s: int(g['counts'][s][i, col]) for s in tables.STATUSES}
@@ -162,6 +168,7 @@ def decompose_variant(records, variant, config) -> list[dict]:
           'D_bias_hi': d_bias + _interval(np.nan_to_num(d_bias_se), int(count)), 'D_bias_se': d_bias_se,
           **counts, 'stationary': stationary.get((int(m), n), 0), 'recovered': int(np.sum(test_s <= floor)),
           'interpolant_min': float(interpolants.min()) if interpolants.size else float('nan'),
+          'interpolants': int(interpolants.size), 'interp_log_mean': log_mean, 'interp_log_se': log_se,
           'n_star': tq['n_star'], 'past_n_star': u < ZERO,
           'nyquist': float(tq['nyquist'][j]) if tq['nyquist'] is not None else float('nan'),
           'teacher_width': tq['teacher_width']})

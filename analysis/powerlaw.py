@@ -179,6 +179,22 @@ def chi2_verdict(log_pred, mean, se, seeds, *, params: int, level: float = 0.05)
   return {'chi2_per_dof': chi2 / dof, 'dof': dof, 'p': p, 'fits': bool(p > level), **power}
 
 
+def log_linear(x, log_mean, log_se, seeds, *, level: float = 0.95) -> dict:
+  """A pure power law a x^(−α) through per-point means of log y (log_mean, natural log, with
+  standard errors log_se over `seeds`): weighted least squares in log–log, α with its interval
+  (normal, from the fit's covariance) and `chi2_verdict` on the log residuals."""
+  x, log_mean, log_se = (np.asarray(v, float) for v in (x, log_mean, log_se))
+  a_k2 = np.stack([np.ones_like(x), -np.log(x)], axis=1)
+  coef, *_ = np.linalg.lstsq(a_k2 / log_se[:, None], log_mean / log_se, rcond=None)
+  cov = np.linalg.inv((a_k2 / log_se[:, None]).T @ (a_k2 / log_se[:, None]))
+  half = scipy.stats.norm.ppf((1 + level) / 2) * float(np.sqrt(cov[1, 1]))
+  mean = np.exp(log_mean)
+  gof = chi2_verdict(a_k2 @ coef, mean, mean * log_se, seeds, params=2)
+  gof.pop('open_points')    # a bound at 0 has no meaning for a mean of logs
+  return {'alpha': float(coef[1]), 'interval': [float(coef[1] - half), float(coef[1] + half)],
+          'log_a': float(coef[0]), 'gof': gof}
+
+
 def weak_test(gof: dict) -> bool:
   """Whether a passing verdict rests mostly on points whose 95% interval reaches 0 (`chi2_verdict`),
   which bound a law only from above."""

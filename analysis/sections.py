@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from analysis import decompose, forms, powerlaw
+from analysis import decompose, forms, interpolants, powerlaw
 
 
 def _fmt(v, digits=3):
@@ -237,6 +237,31 @@ def _d_bias_laws(rows) -> list[str]:
           '(exponents only where it fits): ' + '; '.join(found) + '.', '']
 
 
+def _interpolant_laws(rows) -> list[str]:
+  """Per realizable width, whether the interpolants that did not recover the teacher have a test
+  error falling as a power law in n past n* (`interpolants.by_width`)."""
+  found = []
+  for m, w in interpolants.by_width(rows).items():
+    law, k = w['law'], w['cells']
+    if k < interpolants.MIN_TAIL:
+      found.append(f'm = {m}: {k} sample count{"" if k == 1 else "s"} with {interpolants.MIN_INTERPOLANTS} or more '
+                   'such students, too few')
+    elif law is None:
+      found.append(f'm = {m}: no tail of {interpolants.MIN_TAIL} or more of its {k} sample counts fits')
+    else:
+      g = law['gof']
+      found.append(f'm = {m}: α = {_fmt(law["alpha"])} [{_fmt(law["interval"][0])}, {_fmt(law["interval"][1])}] '
+                   f'from n = {law["n_from"]} ({law["points"]} of {k} sample counts; χ²/dof = '
+                   f'{_fmt(g["chi2_per_dof"])}, p = {_fmt(g["p"], 4)})')
+  if not found:
+    return []
+  return ['**The interpolants\' law past n\\*** (students at the training floor that did not recover the teacher: '
+          'the geometric mean of their test errors, which span decades within a cell, fitted by a n^(−α) in '
+          f'log–log through the longest tail of at least {interpolants.MIN_TAIL} sample counts, each with '
+          f'{interpolants.MIN_INTERPOLANTS} or more such students, that passes the χ² test of the learning curves '
+          'on the log errors\' standard errors): ' + '; '.join(found) + '.', '']
+
+
 def _ensemble_note(rows) -> list[str]:
   """U_ens beside U: how many members interpolated, and how far apart the two are where both exist."""
   by_n = {r['n']: r for r in rows}   # U, U_ens and the member counts depend on n only
@@ -274,6 +299,7 @@ def decomposition_section(rows) -> list[str]:
          'D = ε − R − U = D_optimization + D_bias with 95% intervals; only converged (ok) cells are averaged.', '']
   out += _headline(rows)
   out += _d_bias_laws(rows)
+  out += _interpolant_laws(rows)
   out += _ensemble_note(rows)
   ci = lambda r, k: f'{_fmt(r[k])} [{_fmt(r[k + "_lo"])}, {_fmt(r[k + "_hi"])}]'
   cells = [[r['m'], r['n'], _fmt(r['eps']), _fmt(r['R']), _fmt(r['U']), _fmt(r['U_ens']), ci(r, 'D'),

@@ -84,3 +84,13 @@ def test_verdict_counts_the_points_whose_interval_reaches_0():
     assert g['points'] == len(NS) and open_at_least <= g['open_points'] <= open_at_most, (sigma, g)
   weak = sections._verdict({'success': True, 'gof': {**g, 'fits': True}})
   assert f'a weak test: {g["open_points"]} of {len(NS)} points' in weak
+
+
+def test_log_linear_recovers_a_pure_power_law_with_its_interval():
+  """Exact log means of 2 n^(−1.5) at n = 2^6..2^11, each with log standard error 0.1: α = 1.5, and
+  its 95% interval is ±1.96 · 0.1 / sqrt(Σ (ln n − mean)²) = ±1.96 · 0.1 / (ln 2 · sqrt(17.5)) = ±0.0676."""
+  n = 2.0 ** np.arange(6, 12)
+  law = powerlaw.log_linear(n, np.log(2.0) - 1.5 * np.log(n), np.full(6, 0.1), np.full(6, 6))
+  assert law['alpha'] == pytest.approx(1.5, abs=1e-12) and law['log_a'] == pytest.approx(np.log(2.0), abs=1e-12)
+  assert law['interval'] == pytest.approx([1.5 - 0.0676, 1.5 + 0.0676], abs=2e-4)
+  assert law['gof']['fits'] and law['gof']['chi2_per_dof'] == pytest.approx(0.0, abs=1e-12)

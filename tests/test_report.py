@@ -207,3 +207,26 @@ def test_companion_law_says_whether_the_trained_error_levels_off():
   assert c_lo < 0.3 < c_hi and c_lo > 0.25 and 'levels off above 0' in text
   assert 'm = 16 (5 of 5 sample counts with a converged seed): undetermined' in text
   assert 'at most 3e-25' in text
+
+
+def _interpolant_rows(log_mean_at_n, log_se):
+  return [{'m': 8, 'n': n, 'R_source': 'certificate', 'past_n_star': True, 'interpolants': 6,
+           'interp_log_mean': v, 'interp_log_se': log_se} for n, v in log_mean_at_n.items()]
+
+
+def test_interpolant_law_is_fitted_past_the_collapse_and_only_where_a_tail_fits():
+  """Geometric means 0.1 at n = 32, 64 (before the collapse), then 1e-2 n^(−2) with 0.2 scatter in
+  log and log standard error 0.2: the law is found from n = 128 with α near 2. A curve bending at
+  every point (log ε = −(ln n)²/2, log standard error 0.01) has no straight tail of 4 points."""
+  from analysis import interpolants, sections
+  rng = np.random.default_rng(1)
+  ns = [32, 64, 128, 256, 512, 1024, 2048, 4096]
+  collapse = {n: np.log(0.1) if n < 128 else np.log(1e-2) - 2.0 * np.log(n) + 0.2 * rng.standard_normal()
+              for n in ns}
+  law = interpolants.tail_law(_interpolant_rows(collapse, 0.2))
+  assert law['n_from'] == 128 and law['points'] == 6
+  assert law['interval'][0] < 2.0 < law['interval'][1] and law['alpha'] == pytest.approx(2.0, abs=0.3)
+  curved = {n: -0.5 * np.log(n) ** 2 for n in ns}
+  assert interpolants.tail_law(_interpolant_rows(curved, 0.01)) is None
+  text = ' '.join(sections._interpolant_laws(_interpolant_rows(curved, 0.01)))
+  assert 'm = 8: no tail of 4 or more of its 8 sample counts fits' in text
