@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from analysis import ablation, decompose, figures, fit, forms, sections, tables
+from analysis import ablation, decompose, decomposition_section, figures, fit, forms, sections, tables
 from experiments import cli, results, study
 from teacher_student import teachers
 
@@ -147,7 +147,7 @@ def markdown(b) -> str:
     label = json.dumps(v['variant'], sort_keys=True)
     lines += [f'## Fits — variant {v["variant"] or "(base)"}', ''] + sections.fit_tables(v)
     lines += [f'## Decomposition — variant {v["variant"] or "(base)"}', '']
-    lines += sections.decomposition_section([r for r in b['rows'] if r['variant'] == label])
+    lines += decomposition_section.section([r for r in b['rows'] if r['variant'] == label])
   if b['companion']:
     lines += sections.companion_section(b['companion'])
   lines += ['## Config', '', '```json', json.dumps(cfg['config'], indent=1, sort_keys=True), '```', '']

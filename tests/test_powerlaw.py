@@ -82,7 +82,7 @@ def test_verdict_counts_the_points_whose_interval_reaches_0():
     mean, se = y_sx.mean(0), y_sx.std(0, ddof=1) / np.sqrt(6)
     g = powerlaw.goodness_of_fit(powerlaw.fit(NS, truth), NS, mean, se, np.full(len(NS), 6))
     assert g['points'] == len(NS) and open_at_least <= g['open_points'] <= open_at_most, (sigma, g)
-  weak = sections._verdict({'success': True, 'gof': {**g, 'fits': True}})
+  weak = sections.verdict({'success': True, 'gof': {**g, 'fits': True}})
   assert f'a weak test: {g["open_points"]} of {len(NS)} points' in weak
 
 

@@ -166,26 +166,26 @@ def _d_bias_rows(d_bias_at_n, rel_se=0.01, seeds=6):
 
 
 def test_d_bias_law_quotes_the_exponent_only_where_the_power_law_fits():
-  from analysis import sections
+  from analysis import decomposition_section
   ns = [64, 128, 256, 512, 1024, 2048]
   rng = np.random.default_rng(0)
   noisy = {n: 3.0 * n**-1.5 * np.exp(0.01 * rng.standard_normal()) for n in ns}   # 1% scatter, 1% se
-  text = ' '.join(sections._d_bias_laws(_d_bias_rows(noisy)))
+  text = ' '.join(decomposition_section._d_bias_laws(_d_bias_rows(noisy)))
   alpha = float(text.split('α = ')[1].split(',')[0])
   assert alpha == pytest.approx(1.5, rel=0.02) and 'fits' in text
   kinked = {n: 3.0 * n**-1.5 if n <= 256 else 3.0 * 256**-1.5 * (n / 256) ** -4.0 for n in ns}
-  text = ' '.join(sections._d_bias_laws(_d_bias_rows(kinked)))
+  text = ' '.join(decomposition_section._d_bias_laws(_d_bias_rows(kinked)))
   assert 'does not fit' in text and 'α =' not in text
 
 
 def test_recovery_counts_interpolants_and_recoveries_per_width():
   """Hand count: width 8 has 3 + 2 students at the training floor (one more stationary), 1 of them
   recovered; the others' smallest test error is the smaller of the two cells' minima."""
-  from analysis import sections
+  from analysis import decomposition_section
   rows = [{'m': 8, 'ok': 4, 'stationary': 1, 'recovered': 1, 'interpolant_min': 3e-9},
           {'m': 8, 'ok': 2, 'stationary': 0, 'recovered': 0, 'interpolant_min': 2e-8},
           {'m': 16, 'ok': 3, 'stationary': 3, 'recovered': 0, 'interpolant_min': float('nan')}]
-  text = ' '.join(sections._recovery(rows))
+  text = ' '.join(decomposition_section._recovery(rows))
   assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text
   assert 'm = 16: none at the training floor' in text
 
@@ -218,7 +218,7 @@ def test_interpolant_law_is_fitted_past_the_collapse_and_only_where_a_tail_fits(
   """Geometric means 0.1 at n = 32, 64 (before the collapse), then 1e-2 n^(−2) with 0.2 scatter in
   log and log standard error 0.2: the law is found from n = 128 with α near 2. A curve bending at
   every point (log ε = −(ln n)²/2, log standard error 0.01) has no straight tail of 4 points."""
-  from analysis import interpolants, sections
+  from analysis import decomposition_section, interpolants
   rng = np.random.default_rng(1)
   ns = [32, 64, 128, 256, 512, 1024, 2048, 4096]
   collapse = {n: np.log(0.1) if n < 128 else np.log(1e-2) - 2.0 * np.log(n) + 0.2 * rng.standard_normal()
@@ -228,5 +228,5 @@ def test_interpolant_law_is_fitted_past_the_collapse_and_only_where_a_tail_fits(
   assert law['interval'][0] < 2.0 < law['interval'][1] and law['alpha'] == pytest.approx(2.0, abs=0.3)
   curved = {n: -0.5 * np.log(n) ** 2 for n in ns}
   assert interpolants.tail_law(_interpolant_rows(curved, 0.01)) is None
-  text = ' '.join(sections._interpolant_laws(_interpolant_rows(curved, 0.01)))
+  text = ' '.join(decomposition_section._interpolant_laws(_interpolant_rows(curved, 0.01)))
   assert 'm = 8: no tail of 4 or more of its 8 sample counts fits' in text
