@@ -27,20 +27,21 @@ ensure_venv() {
 
 ensure_venv
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}"
+# Cache every program, not only those that took over JAX's default 1 s to compile: the sweep's
+# teacher draws, pools and small eager programs, and the tests' subprocesses, which compile many
+# of the programs another test or worker compiled already, are then not compiled again.
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 
 case "${1:-}" in
   test)
     shift
     # Two pytest workers (pytest-xdist): tracing and op-by-op execution run on one core, so two
-    # workers keep both cores busy (2 cores: 5m04s instead of 8m03s). TEST_WORKERS=0: no workers.
-    exec "$PY" -m pytest -q -n "${TEST_WORKERS:-2}" "$@"
+    # workers keep both cores busy. Tests of one xdist group (those sharing an expensive fixture)
+    # run on one worker, which builds the fixture once. TEST_WORKERS=0: no workers.
+    exec "$PY" -m pytest -q -n "${TEST_WORKERS:-2}" --dist loadgroup "$@"
     ;;
   "")
     workdir=runs/quick
-    # Cache every program the sweep compiles, not only those that took over JAX's default 1 s:
-    # its teacher draws, training pools and small eager programs are then not compiled again.
-    # (Not for the tests: they compile ~1100 small programs, 14 MB of cache to write.)
-    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
     "$PY" -m experiments.sweep --config=experiments/configs/quick.py --workdir="$workdir"
     "$PY" -m analysis.report --workdir="$workdir"
     echo "run.sh: report at $workdir/report.md"

@@ -60,6 +60,13 @@ def fit_tables(fv) -> list[str]:
   return out
 
 
+def _cv_cell(cv) -> str:
+  """'rms (μ, σ of δ)', or '–' where no fold could be scored."""
+  if not math.isfinite(cv['rms_log10']):
+    return '–'
+  return f'{fmt(cv["rms_log10"])} (μ {cv["mu"]:+.2g}, σ {cv["sigma"]:.2g})'
+
+
 def _joint_forms(j) -> list[str]:
   """The joint forms compared out of sample (`analysis.selection`) and the selected one."""
   names = list(j.get('forms', {}))
@@ -74,7 +81,7 @@ def _joint_forms(j) -> list[str]:
          f'({first["extrapolate_m"]["fit_on"]}). Verdict: χ² of the in-sample log residuals against the seeds\' '
          'standard errors, fits at p > 0.05.', '']
   rows = [[name, f'ε = {forms.FORMS[name].formula}', verdict(e), fmt(e['in_sample']['rms_log10']),
-           f'{fmt(e["cv"]["rms_log10"])} (μ {e["cv"]["mu"]:+.2g}, σ {e["cv"]["sigma"]:.2g})',
+           _cv_cell(e['cv']),
            fmt(e['extrapolation']['rms_log10']), fmt(e['extrapolate_n']['rms_log10']),
            fmt(e['extrapolate_m']['rms_log10'])] for name, e in j['forms'].items()]
   out += [table(['form', 'formula', 'verdict', 'in-sample', f'{first["cv"]["folds"]}-fold CV (δ)', 'corner',

@@ -79,6 +79,8 @@ def as_fit(name: str, entry: dict) -> forms.FormFit:
 def compare(cells: forms.Cells) -> dict:
   """Every applicable form: in-sample fit, its χ² verdict, cv and the three extrapolations;
   'selected': `select` on the cv scores (None when no form could be scored)."""
+  if not len(cells.eps):   # no converged cell above zero: nothing to fit or score
+    return {'forms': {}, 'selected': None}
   out = {}
   for name, form in forms.FORMS.items():
     if not forms.applicable(form, cells):

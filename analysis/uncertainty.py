@@ -52,6 +52,7 @@ def _nested(fn, rows_nkp, ns):
   return jax.vmap(one)(jnp.asarray(ns))
 
 
+@jax.jit   # one program per teacher and sample shape, not one per primitive of jacfwd
 def whitened_features(teacher, x_nd):
   """ψ(x): (n, k, P) rows of the linearized teacher, whitened by its prior (DESIGN §2 (b)).
 

@@ -20,6 +20,9 @@ SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
 REORDER_TOL = {'float32': (1e-2, 1e-5), 'float64': (1e-9, 1e-12)}
 
 
+ONE_DEVICE = pytest.mark.xdist_group('one_device_float64')
+
+
 @pytest.fixture(params=['float32', 'float64'])
 def dtype(request):
   """Runs the test once in float32 and once in float64 (with jax_enable_x64 on)."""
@@ -44,7 +47,8 @@ def shared_dir(*parts) -> pathlib.Path:
 
 @pytest.fixture(scope='session')
 def one_device_float64(tmp_path_factory):
-  """The tiny study in float64, on one device in this process: the reference of scale-out."""
+  """The tiny study in float64, on one device in this process: the reference of scale-out. Its
+  tests are marked ONE_DEVICE so that one pytest worker builds it, not each."""
   from experiments import results, runner
   from helpers import tiny_config
   workdir = tmp_path_factory.mktemp('one')

@@ -1,6 +1,9 @@
-"""The decomposition command end to end on a tiny sweep (an MLP teacher of width 4, D = 4)."""
+"""The decomposition command and the report end to end on a tiny sweep (an MLP teacher of width 4,
+D = 4)."""
 
+import collections
 import csv
+import re
 import subprocess
 import sys
 
@@ -9,6 +12,10 @@ import pytest
 from analysis import decompose
 from experiments import results, runner
 from helpers import ROOT, tiny_config
+
+# One worker runs this module, so its module fixture ('workdir') is built once (./run.sh test
+# distributes by xdist group).
+pytestmark = pytest.mark.xdist_group('test_decompose')
 
 
 @pytest.fixture(scope='module')
@@ -57,3 +64,22 @@ def test_ensemble_cells_hold_the_members(workdir):
     assert r['members'] == 3 and len(r['member_test_errors']) == 3 and r['m'] == 4
     assert r['members_ok'] + r['members_dropped'] == 3           # interpolating members, and the dropped
     assert (r['ensemble_variance'] is not None and r['ensemble_variance'] > 0) == (r['members_ok'] >= 2)
+
+
+def test_report_on_the_trained_sweep(workdir):
+  """Figures 1, 2 and 4 drawn; 3 (four cells are too few to score a joint form out of sample), 5 and 6
+  listed with their reasons; the convergence table counts each cell's seeds as the records do."""
+  out = subprocess.run([sys.executable, '-m', 'analysis.report', f'--workdir={workdir}', '--n_boot=20'], cwd=ROOT,
+                       capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+  text = (workdir / 'report.md').read_text()
+  for name in ('fig1_learning_curves', 'fig2_width_curves', 'fig4_decomposition'):
+    assert (workdir / 'figures' / f'{name}.png').exists(), name
+  assert 'Figure 3: no joint form could be scored' in text and 'Figure 5: needs an ablation' in text
+  counts = collections.Counter((r['m'], r['n'], r['status']) for r in results.load(workdir)
+                               if r['kind'] == 'student' and r['n'] is not None)
+  rows = re.findall(r'^\| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$', text, re.M)
+  assert len(rows) == 4                                          # widths 2, 4 × n = 8, 32
+  for m, n, at_floor, stationary, not_converged, diverged in (map(int, row) for row in rows):
+    assert at_floor + stationary == counts[m, n, 'ok'] and not_converged == counts[m, n, 'not_converged'], (m, n)
+    assert diverged == counts[m, n, 'diverged']

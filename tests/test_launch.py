@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from experiments import launch_cost, results
-from helpers import QUICK, ROOT, cli, tiny_config, tiny_flags
+from helpers import FIRST_ORDER, QUICK, ROOT, cli, tiny_config, tiny_flags
 from teacher_student import second_order
 
 
@@ -41,13 +41,13 @@ def test_the_cost_beyond_the_lm_size_is_the_hand_count(x64):
 
 def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path):
   workdir = tmp_path / 'w'
-  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags())
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags(**FIRST_ORDER))
   assert out.returncode == 0, out.stderr
   assert 'cells to train: 12 in 1 programs (0 already done)' in out.stdout, out.stdout
   assert 'GFLOP/s' in out.stdout and 'MiB' in out.stdout and 'estimated time' in out.stdout
   assert not workdir.exists()
-  assert cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', *tiny_flags()).returncode == 0
-  again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags())
+  assert cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', *tiny_flags(**FIRST_ORDER)).returncode == 0
+  again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags(**FIRST_ORDER))
   assert 'cells to train: 0 in 0 programs (12 already done)' in again.stdout, again.stdout
 
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from experiments import results, study
-from helpers import ROOT, tiny_config
+from helpers import FIRST_ORDER, ROOT, tiny_config
+
+# One worker runs this module, so its module fixture ('report') is built once (./run.sh test
+# distributes by xdist group).
+pytestmark = pytest.mark.xdist_group('test_report')
 
 LAW = lambda m, n, seed: (0.5 * n ** -0.8 + 0.2 * m ** -1.0 + 1e-4) * (1 + 0.05 * (seed - 0.5))
 
@@ -118,13 +122,19 @@ def test_joint_decomposition_exponent_and_nyquist_csvs(report):
 
 
 def test_report_says_what_it_cannot_draw(tmp_path):
+  """A sweep where every cell stopped on its budget (300 first-order steps, no second phase): the
+  report is written, draws the unconverged means, and says why the rest is not drawn."""
   from experiments import runner
-  runner.run(tiny_config(data__online=False), tmp_path, progress=False)
+  runner.run(tiny_config(data__online=False, **FIRST_ORDER), tmp_path, progress=False)
+  assert {r['status'] for r in results.load(tmp_path)} == {'not_converged'}
   out = subprocess.run([sys.executable, '-m', 'analysis.report', f'--workdir={tmp_path}', '--n_boot=20'],
                        cwd=ROOT, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr[-2000:]
   text = (tmp_path / 'report.md').read_text()
-  assert 'Figure 5: needs an ablation' in text and 'Figure 6: no band-limited companion' in text
+  for reason in ('Figure 2: no converged cell', 'Figure 3: no joint form could be scored',
+                 'Figure 5: needs an ablation', 'Figure 6: no band-limited companion',
+                 'Joint forms:** none could be fitted', 'no converged cells to decompose'):
+    assert reason in text, reason
   assert (tmp_path / 'figures' / 'fig1_learning_curves.png').exists()
 
 

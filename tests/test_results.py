@@ -3,11 +3,11 @@
 import pytest
 
 from experiments import results, runner
-from helpers import QUICK, by_cell, cli, tiny_config, tiny_flags
+from helpers import FIRST_ORDER, QUICK, by_cell, cli, tiny_config, tiny_flags
 
 
 def test_torn_last_line_is_ignored_and_redone(tmp_path):
-  config = tiny_config()
+  config = tiny_config(**FIRST_ORDER)
   runner.run(config, tmp_path, progress=False)
   path = tmp_path / 'results' / 'shard-0-of-1.jsonl'
   lines = path.read_bytes().splitlines(keepends=True)
@@ -22,16 +22,16 @@ def test_torn_last_line_is_ignored_and_redone(tmp_path):
 
 
 def test_different_config_is_refused_and_new_workdir_forks(tmp_path):
-  runner.run(tiny_config(), tmp_path, progress=False)
+  runner.run(tiny_config(**FIRST_ORDER), tmp_path, progress=False)
   with pytest.raises(ValueError, match=r'different config \(train.steps: 300 -> 200\)'):
-    runner.run(tiny_config(train__steps=200), tmp_path, progress=False)
+    runner.run(tiny_config(train__steps=200, **FIRST_ORDER), tmp_path, progress=False)
   out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}',
-            *tiny_flags(train__steps=200))
+            *tiny_flags(train__steps=200, **FIRST_ORDER))
   assert out.returncode == 2 and 'different config' in out.stderr
   out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', '--new_workdir',
-            *tiny_flags(train__steps=200, students__widths='2', data__online='false'))
+            *tiny_flags(train__steps=200, students__widths='2', data__online='false', **FIRST_ORDER))
   assert out.returncode == 0, out.stderr
   assert len(results.load(tmp_path.with_name(tmp_path.name + '.1'))) == 4
   # Growing the grid is not a different config: only the new cells are trained.
-  summary = runner.run(tiny_config(students__widths=(2, 4, 8)), tmp_path, progress=False)
+  summary = runner.run(tiny_config(students__widths=(2, 4, 8), **FIRST_ORDER), tmp_path, progress=False)
   assert summary['cells_trained'] == 6 and len(results.load(tmp_path)) == 18

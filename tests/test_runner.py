@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from experiments import results, runner
-from helpers import by_cell, tiny_config
+from helpers import FIRST_ORDER, by_cell, tiny_config
 
 
 def test_divergence_is_retried_with_a_smaller_learning_rate(tmp_path):
   config = tiny_config(train__optimizer='sgd', train__learning_rate=200.0, train__retry_lr_factor=1e-3,
-                       train__max_retries=1, students__widths=(4,), data__online=False)
+                       train__max_retries=1, students__widths=(4,), data__online=False, **FIRST_ORDER)
   runner.run(config, tmp_path, progress=False)
   recs = results.load(tmp_path)
   assert len(recs) == 4 and all(r['retries'] == 1 for r in recs)
@@ -58,7 +58,7 @@ def test_compiling_first_or_ahead_gives_the_sequential_results(tmp_path, monkeyp
   # the second while the first trains.
   if not first:
     monkeypatch.setattr(runner, 'COMPILE_FIRST_PLATFORMS', ())
-  config = tiny_config(students__widths=(4, 32), data__online=False)
+  config = tiny_config(students__widths=(4, 32), data__online=False, **FIRST_ORDER)
   summary = runner.run(config, tmp_path / 'overlapped', progress=False)
   assert 0.0 < summary['compile_seconds'] <= summary['wall_seconds']
   # Waiting also covers drawing the teachers (running, not only compiling, sampling programs).

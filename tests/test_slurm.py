@@ -2,10 +2,12 @@
 
 import pytest
 
+from conftest import ONE_DEVICE
 from experiments import results
 from helpers import QUICK, assert_same_cells, cli, tiny_flags
 
 
+@ONE_DEVICE
 def test_slurm_path_with_submitit_local_executor(tmp_path, one_device_float64):
   arr = tmp_path / 'array'
   out = cli('experiments.slurm', f'--config={QUICK}', f'--workdir={arr}', *tiny_flags('float64'),

@@ -9,12 +9,13 @@ import time
 
 import pytest
 
+from conftest import ONE_DEVICE
 from experiments import results
-from helpers import QUICK, ROOT, assert_same_cells, by_cell, cli, tiny_flags
+from helpers import FIRST_ORDER, QUICK, ROOT, assert_same_cells, by_cell, cli, tiny_flags
 
 
 def test_cli_writes_config_and_one_line_per_cell(tmp_path):
-  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags())
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags(**FIRST_ORDER))
   assert out.returncode == 0, out.stderr
   summary = json.loads(out.stdout.strip().splitlines()[-1])
   saved = json.loads((tmp_path / 'config.json').read_text())
@@ -28,7 +29,7 @@ def test_cli_writes_config_and_one_line_per_cell(tmp_path):
   assert all(fields <= r.keys() for r in recs)
   assert {r['n'] for r in recs} == {8, 32, None}
   assert all(r['P'] == 4 * r['m'] + r['m'] + r['m'] + 1 for r in recs)
-  again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags())
+  again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags(**FIRST_ORDER))
   assert json.loads(again.stdout.strip().splitlines()[-1])['cells_trained'] == 0  # resumed: nothing to do
 
 
@@ -82,7 +83,7 @@ def test_unknown_preset(tmp_path):
 
 
 def test_sigkill_then_rerun_trains_each_cell_exactly_once(tmp_path):
-  flags = tiny_flags(students__widths='20,24,28', train__steps=600)   # > 16: a program each
+  flags = tiny_flags(students__widths='20,24,28', train__steps=600, **FIRST_ORDER)   # > 16: a program each
   proc = subprocess.Popen([sys.executable, '-m', 'experiments.sweep', f'--config={QUICK}',
                            f'--workdir={tmp_path}', '--progress=false', *flags], cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,6 +107,7 @@ def test_sigkill_then_rerun_trains_each_cell_exactly_once(tmp_path):
   assert len(recs) == len(by_cell(recs)) == 18
 
 
+@ONE_DEVICE
 def test_four_devices_give_the_one_device_results(tmp_path, one_device_float64):
   four = tmp_path / 'four'
   out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={four}', *tiny_flags('float64'),
@@ -122,6 +124,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@ONE_DEVICE
 def test_two_processes_give_the_one_process_results(tmp_path, one_device_float64):
   two = tmp_path / 'two'
   port = _free_port()
