@@ -24,7 +24,11 @@ def verdict(c) -> str:
   """A fitted curve's goodness-of-fit verdict against the seeds' scatter (powerlaw.goodness_of_fit)."""
   g = c['gof']
   if g['fits'] is None:
-    return 'undetermined (too few points with a seed scatter)' if c['success'] else 'fit failed'
+    if c['success']:
+      return 'undetermined (too few points with a seed scatter)'
+    points = sum(v is not None and math.isfinite(v) and v > 0 for v in c.get('mean', []))
+    # A power law with offset has three parameters (powerlaw.fit needs three points).
+    return f'not fitted: {points} converged point{"s" * (points != 1)}' if 'mean' in c and points < 3 else 'fit failed'
   weak = ''
   if powerlaw.weak_test(g):
     weak = f'; a weak test: {g["open_points"]} of {g["points"]} points\' 95% intervals reach 0'

@@ -133,7 +133,8 @@ def test_report_says_what_it_cannot_draw(tmp_path):
   text = (tmp_path / 'report.md').read_text()
   for reason in ('Figure 2: no converged cell', 'Figure 3: no joint form could be scored',
                  'Figure 5: needs an ablation', 'Figure 6: no band-limited companion',
-                 'Joint forms:** none could be fitted', 'no converged cells to decompose'):
+                 'Joint forms:** none could be fitted', 'no converged cells to decompose',
+                 '| 2 | 13 | not fitted: 0 converged points |'):   # m = 2's learning curve, P = 13
     assert reason in text, reason
   assert (tmp_path / 'figures' / 'fig1_learning_curves.png').exists()
 
