@@ -27,10 +27,6 @@ ensure_venv() {
 
 ensure_venv
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}"
-# Cache every program, not only those that took over JAX's default 1 s to compile: the sweep's
-# teacher draws, pools and small eager programs, and the tests' subprocesses, which compile many
-# of the programs another test or worker compiled already, are then not compiled again.
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 
 case "${1:-}" in
   test)
@@ -42,6 +38,11 @@ case "${1:-}" in
     ;;
   "")
     workdir=runs/quick
+    # Cache every program the sweep compiles, not only those that took over JAX's default 1 s:
+    # its teacher draws, training pools and small eager programs are then not compiled again.
+    # (Not for the tests: two workers writing the same small programs' entries at once can leave
+    # one reading a torn entry.)
+    export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
     "$PY" -m experiments.sweep --config=experiments/configs/quick.py --workdir="$workdir"
     "$PY" -m analysis.report --workdir="$workdir"
     echo "run.sh: report at $workdir/report.md"

@@ -131,7 +131,7 @@ def width_curves(fits_variant, out_dir, teacher_width=None):
   if not curves or len(fits_variant['learning_curves']) < 2:
     raise CannotDraw('fewer than two widths')
   labels = sorted(curves, key=lambda k: math.inf if k == 'online' else int(k))
-  if not any(_finite(v) and v > 0 for k in labels for v in curves[k]['mean']):
+  if not any(len(powerlaw.usable(curves[k]['x'], curves[k]['mean'])[0]) for k in labels):
     raise CannotDraw('no converged cell')
   finite = [k for k in labels if k != 'online']
   colors = dict(zip(finite, _colors([int(k) for k in finite], 'plasma')))

@@ -34,10 +34,16 @@ class PowerLaw:
     return {'a': self.a, 'alpha': self.alpha, 'c': self.c}
 
 
-def _check(x, y):
+def usable(x, y):
+  """The points a fit takes: finite, with x > 0 and y > 0."""
   x, y = np.asarray(x, float), np.asarray(y, float)
   keep = np.isfinite(x) & np.isfinite(y) & (y > 0) & (x > 0)
   return x[keep], y[keep]
+
+
+def min_points(fit_offset: bool = True) -> int:
+  """The fewest points `fit` takes: one per parameter (a, α and, with the offset, c)."""
+  return 3 if fit_offset else 2
 
 
 def censor(res, censored):
@@ -58,8 +64,8 @@ def fit(x, y, *, loss='soft_l1', f_scale=0.1, weights=None, fit_offset=True, sta
     floor: points at or below it are censored (the dtype's precision, `forms.precision_floor`):
       upper bounds, so only a prediction above them is a residual.
   """
-  x, y = _check(x, y)
-  if len(x) < (3 if fit_offset else 2):
+  x, y = usable(x, y)
+  if len(x) < min_points(fit_offset):
     return PowerLaw(np.nan, np.nan, np.nan, np.nan, False)
   w = np.ones_like(x) if weights is None else np.asarray(weights, float)[: len(x)]
   lx0 = np.mean(np.log(x))

@@ -26,9 +26,10 @@ def verdict(c) -> str:
   if g['fits'] is None:
     if c['success']:
       return 'undetermined (too few points with a seed scatter)'
-    points = sum(v is not None and math.isfinite(v) and v > 0 for v in c.get('mean', []))
-    # A power law with offset has three parameters (powerlaw.fit needs three points).
-    return f'not fitted: {points} converged point{"s" * (points != 1)}' if 'mean' in c and points < 3 else 'fit failed'
+    points = len(powerlaw.usable(c['x'], c['mean'])[0]) if 'mean' in c else None
+    if points is not None and points < powerlaw.min_points():
+      return f'not fitted: {points} converged point{"s" * (points != 1)}'
+    return 'fit failed'
   weak = ''
   if powerlaw.weak_test(g):
     weak = f'; a weak test: {g["open_points"]} of {g["points"]} points\' 95% intervals reach 0'
