@@ -276,7 +276,7 @@ def exponents(points, knob, out_dir):
     clipped |= bool(over.any())
     hi = np.where(over, top, hi)
     ax.errorbar(x, y, yerr=[np.nan_to_num(y - lo), np.nan_to_num(hi - y)], fmt='o-', color=color,
-                capsize=3, label=label)
+                capsize=3, label=f'{label}: fits at {drawn(key).sum()} of {len(points)} levels')
     ax.plot(x[over], np.full(over.sum(), top), '^', color=color, ms=6, clip_on=False)
   ax.set_ylim(0, top)
   shown = sum(int(drawn(key).sum()) for key, *_ in series)

@@ -12,8 +12,10 @@ Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN 
 with P the program's student (narrower students train padded to it). Memory per device is the
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
 phase's Jacobian and matrix (LM, its dual) or curvature pairs (L-BFGS), with the replicates a
-device trains together (`batch_budget.replicate_batch`). The time is the FLOPs at the devices'
-measured matmul rate: a lower bound for the budget, an upper bound where cells stop early.
+device trains together (`batch_budget.replicate_batch`). The time: the FLOPs at the devices'
+measured matmul rate, except the second phase's Cholesky solves (`second_order.spd_solve`, a column
+loop bound by memory, not by matmul), which are timed here with every device solving at once; the
+time at the budget, an upper bound where cells stop early.
 """
 
 import dataclasses
@@ -26,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import results, study
-from teacher_student import batch_budget, lbfgs, second_order, students, teachers
+from teacher_student import batch_budget, lbfgs, second_order, sharding, students, teachers
+
+SOLVE_TIMED_UP_TO = 2048   # larger solves are timed at this size and scaled by size³ (memory-bound)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ProgramCost:
   cells: int          # missing cells
   flops: float
   bytes_per_device: float
+  solves: tuple = ()  # ((size, count), ...): Cholesky solves of size × size systems at the budget
 
 
 def matmul_flops(dtype=jnp.float32, size=2048, repeats=10) -> float:
@@ -55,6 +60,46 @@ def matmul_flops(dtype=jnp.float32, size=2048, repeats=10) -> float:
     f(a, b).block_until_ready()
     best = min(best, time.perf_counter() - t)
   return 2 * size**3 / best
+
+
+def solve_seconds(size: int, dtype=jnp.float32) -> float:
+  """Seconds for one `second_order.spd_solve` of a size × size system on one device while every
+  local device solves one at once, as in a sweep (CPU devices share the memory bandwidth its column
+  loop is bound by)."""
+  devices = jax.local_devices()
+  solve = jax.jit(sharding.shard_program(jax.vmap(second_order.spd_solve), devices,
+                                         (sharding.BY_REPLICATE,) * 2, sharding.BY_REPLICATE))
+  a, b = sharding.place_by_replicate(devices, np.broadcast_to(2 * np.eye(size, dtype=dtype), (len(devices), size, size)),
+                                     np.ones((len(devices), size), dtype))
+  solve(a, b).block_until_ready()
+  start = time.perf_counter()
+  solve(a, b).block_until_ready()
+  return time.perf_counter() - start
+
+
+def solve_timer(dtype=jnp.float32):
+  """size -> seconds per solve (`solve_seconds`), timed once per power of two up to
+  SOLVE_TIMED_UP_TO and scaled by (size / timed size)³ (size columns of size² work each)."""
+  timed = {}
+
+  def solve_time(size: int) -> float:
+    at = min(1 << max(size - 1, 1).bit_length(), SOLVE_TIMED_UP_TO)
+    if at not in timed:
+      timed[at] = solve_seconds(at, dtype)
+    return timed[at] * (size / at) ** 3
+  return solve_time
+
+
+def estimated_seconds(programs: list[ProgramCost], matmul_rate: float, solve_time, devices: int) -> float:
+  """The programs' time at the budget on `devices` devices: their FLOPs at matmul_rate (FLOP/s per
+  device), but for the Cholesky solves (size³/3 FLOPs each), which take solve_time(size) seconds."""
+  solve_flops = sum(count * size**3 / 3 for c in programs for size, count in c.solves)
+  return ((sum(c.flops for c in programs) - solve_flops) / matmul_rate + solving_seconds(programs, solve_time)) / devices
+
+
+def solving_seconds(programs: list[ProgramCost], solve_time) -> float:
+  """The programs' Cholesky solves at the budget, in device-seconds (solve_time(size) each)."""
+  return sum(count * solve_time(size) for c in programs for size, count in c.solves)
 
 
 def _points(train, n) -> int:
@@ -72,6 +117,11 @@ def _second_flops(how, rows: int, p: int, train) -> float:
   if how == 'lbfgs':
     return (2 * 6 * rows * p + 4 * lbfgs.MEMORY * p) * train.lbfgs_steps
   return 0.0
+
+
+def _solve_size(how, rows: int, p: int) -> int:
+  """The side of the system one second-phase step solves (LM: P; its dual: N; L-BFGS: none)."""
+  return {'lm': p, 'dual_lm': rows}.get(how, 0)
 
 
 def _second_bytes(how, rows: int, p: int) -> int:
@@ -101,8 +151,12 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
   test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
   jacobian = max(_second_bytes(how, r * k, p) for how, r in zip(methods, lm_rows)) * itemsize
+  solves = {}
+  for how, r in zip(methods, lm_rows):
+    if size := _solve_size(how, r * k, p):
+      solves[size] = solves.get(size, 0) + rows * train.second_order_steps
   return ProgramCost(group.kind, plan.variants[group.variant].label, widths, rows, ns, p, len(missing),
-                     rows * (first + second), steps + pool + test + jacobian)
+                     rows * (first + second), steps + pool + test + jacobian, tuple(sorted(solves.items())))
 
 
 def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
@@ -127,8 +181,9 @@ def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
   return out, done_here
 
 
-def describe(programs: list[ProgramCost], done: int, rate: float) -> str:
-  """The dry run's printout: one line per program, then the totals and the time estimate."""
+def describe(programs: list[ProgramCost], done: int, rate: float, solve_time) -> str:
+  """The dry run's printout: one line per program, then the totals and the time estimate
+  (`estimated_seconds` at the matmul `rate`, with solve_time(size) seconds per Cholesky solve)."""
   devices = jax.local_devices()
   lines = [f'{"kind":9s} {"variant":18s} {"widths":14s} {"rows":>5s} {"P":>7s} {"ns":24s} {"cells":>6s} '
            f'{"TFLOP":>9s} {"MiB/dev":>8s}']
@@ -142,13 +197,15 @@ def describe(programs: list[ProgramCost], done: int, rate: float) -> str:
                  f'{c.cells:6d} {c.flops / 1e12:9.3f} {c.bytes_per_device / 2**20:8.1f}')
   flops = sum(c.flops for c in programs)
   peak = max((c.bytes_per_device for c in programs), default=0)
-  seconds = flops / (rate * len(devices))
+  seconds = estimated_seconds(programs, rate, solve_time, len(devices))
+  solving = solving_seconds(programs, solve_time) / len(devices)
   lines.append(f'cells to train: {sum(c.cells for c in programs)} in {len(programs)} programs '
                f'({done} already done); training at the step budget: {flops / 1e12:.3f} TFLOP; '
                f'peak memory per device: {peak / 2**20:.1f} MiB')
   lines.append(f'devices: {len(devices)} x {devices[0].platform}:{devices[0].device_kind} at '
                f'{rate / 1e9:.1f} GFLOP/s each (measured matmul); estimated time at the budget: '
-               f'{_duration(seconds)}')
+               f'{_duration(seconds)}' + (f', of which {_duration(solving)} in the second phase\'s Cholesky '
+                                          'solves (timed here, every device solving at once)' if solving else ''))
   return '\n'.join(lines)
 
 
@@ -163,4 +220,5 @@ def print_dry_run(config, workdir, shard=(0, 1)) -> None:
   from experiments import runner
   with runner.jax_settings(config):
     programs, done = launch_cost(config, workdir, shard)
-    print(describe(programs, done, matmul_flops(config.train.dtype, size=1024, repeats=5)))
+    dtype = config.train.dtype
+    print(describe(programs, done, matmul_flops(dtype, size=1024, repeats=5), solve_timer(dtype)))

@@ -23,6 +23,7 @@ def test_the_cost_is_the_hand_count_of_the_tiny_study(x64):
   second = sum(6 * n * p + 2 * n * p * p + p**3 / 3 for n in (8, 32, second_order.ONLINE_POINTS)) * 1000
   assert done == 0 and (program.params, program.rows, program.cells) == (p, rows, 12)
   assert program.flops == pytest.approx(rows * (first + second), rel=1e-12)
+  assert program.solves == ((p, 3 * 1000 * rows),)   # one P × P solve per LM step, 3 phases a row
 
 
 def test_the_cost_beyond_the_lm_size_is_the_hand_count(x64):
@@ -37,6 +38,24 @@ def test_the_cost_beyond_the_lm_size_is_the_hand_count(x64):
   dual = (6 * 8 * p + 2 * 8 * 8 * p + 8**3 / 3) * 1000
   lbfgs = sum(12 * n * p + 200 * p for n in (32, second_order.ONLINE_POINTS)) * 700
   assert program.flops == pytest.approx(rows * (first + dual + lbfgs), rel=1e-12)
+  assert program.solves == ((8, 1000 * rows),)   # the dual form solves N × N; L-BFGS solves nothing
+
+
+def test_the_time_charges_solves_their_own_seconds_and_the_rest_at_the_matmul_rate(x64):
+  """The tiny study: 12000 solves of 25 × 25 (25³/3 FLOPs each, in `flops`) at 1 ms each, the other
+  FLOPs at 1 GFLOP/s, on 2 devices."""
+  (program,), _ = launch_cost.launch_cost(tiny_config(train__dtype='float64'), '/nonexistent/workdir')
+  seconds = launch_cost.estimated_seconds([program, program], 1e9, lambda size: 1e-3 * (size == 25), devices=2)
+  assert seconds == pytest.approx(2 * ((program.flops - 12000 * 25**3 / 3) / 1e9 + 12000 * 1e-3) / 2, rel=1e-12)
+
+
+def test_solves_are_timed_once_per_power_of_two_and_scaled_by_the_cube(monkeypatch):
+  timed = []
+  monkeypatch.setattr(launch_cost, 'solve_seconds', lambda size, dtype: timed.append(size) or 1e-9 * size**3)
+  solve_time = launch_cost.solve_timer()
+  assert solve_time(1000) == pytest.approx(1e-9 * 1000**3) and solve_time(600) == pytest.approx(1e-9 * 600**3)
+  assert solve_time(5000) == pytest.approx(1e-9 * 5000**3)   # timed at the cap, 2048, and scaled
+  assert timed == [1024, launch_cost.SOLVE_TIMED_UP_TO]
 
 
 def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path):
@@ -45,6 +64,7 @@ def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path
   assert out.returncode == 0, out.stderr
   assert 'cells to train: 12 in 1 programs (0 already done)' in out.stdout, out.stdout
   assert 'GFLOP/s' in out.stdout and 'MiB' in out.stdout and 'estimated time' in out.stdout
+  assert 'Cholesky solves (timed here' not in out.stdout   # FIRST_ORDER: no second phase, nothing to solve
   assert not workdir.exists()
   assert cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', *tiny_flags(**FIRST_ORDER)).returncode == 0
   again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags(**FIRST_ORDER))
@@ -82,3 +102,4 @@ def test_a_killed_holder_leaves_the_shard_free(tmp_path):
 def test_entry_points_print_no_platform_probing_lines(tmp_path):
   out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', '--dry_run', *tiny_flags())
   assert out.returncode == 0 and 'Unable to initialize backend' not in out.stderr + out.stdout, out.stderr
+  assert 'Cholesky solves (timed here' in out.stdout   # the second phase is on: its solves are timed

@@ -157,15 +157,20 @@ def test_ablation_command(report):
   assert 'undetermined' in out.stdout
 
 
-def test_figure_5_draws_only_exponents_whose_curves_fit(tmp_path):
-  """Two levels × three exponents, one curve failing its test: 5 of 6 drawn, all 6 in the CSV."""
+def test_figure_5_draws_only_exponents_whose_curves_fit(tmp_path, monkeypatch):
+  """Two levels × three exponents, one curve failing its test: 5 of 6 drawn (the legend counts them
+  per exponent), all 6 in the CSV."""
   from analysis import figures
   points = [{'level': level, **{f'{k}{s}': v for k in ('alpha', 'beta', 'beta_P')
                                 for s, v in (('', 1.0), ('_lo', 0.8), ('_hi', 1.2), ('_fits', True))}}
             for level in (1, 2)]
   points[1]['alpha_fits'] = False
+  saved, save = [], figures._save
+  monkeypatch.setattr(figures, '_save', lambda fig, *a: saved.append(fig) or save(fig, *a))
   _, path, caption = figures.exponents(points, 'teacher.depth', tmp_path)
   assert '(5 of 6;' in caption
+  legend = [t.get_text() for t in saved[0].axes[0].get_legend().get_texts()]
+  assert [t.split(': ')[-1] for t in legend] == ['fits at 1 of 2 levels', 'fits at 2 of 2 levels', 'fits at 2 of 2 levels']
   rows = list(csv.DictReader(open(path)))
   assert [r['alpha_fits'] for r in rows] == ['True', 'False'] and rows[1]['alpha'] == '1.0'
 
