@@ -14,8 +14,9 @@ vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and
 phase's Jacobian and matrix (LM, its dual) or curvature pairs (L-BFGS), with the replicates a
 device trains together (`batch_budget.replicate_batch`). The time: the FLOPs at the devices'
 measured matmul rate, except the second phase's Cholesky solves (`second_order.spd_solve`, a column
-loop bound by memory, not by matmul), which are timed here with every device solving at once; the
-time at the budget, an upper bound where cells stop early.
+loop bound by memory, not by matmul), which are timed here with every device solving at once.
+Compilation and each step's fixed overhead are not counted: where students are big the time is high
+when cells stop early, where they are small (overhead-bound steps) it can be low all the same.
 """
 
 import dataclasses
@@ -203,7 +204,8 @@ def describe(programs: list[ProgramCost], done: int, rate: float, solve_time) ->
                f'({done} already done); training at the step budget: {flops / 1e12:.3f} TFLOP; '
                f'peak memory per device: {peak / 2**20:.1f} MiB')
   lines.append(f'devices: {len(devices)} x {devices[0].platform}:{devices[0].device_kind} at '
-               f'{rate / 1e9:.1f} GFLOP/s each (measured matmul); estimated time at the budget: '
+               f'{rate / 1e9:.1f} GFLOP/s each (measured matmul); estimated time at the budget, '
+               'compilation and per-step overhead not counted: '
                f'{_duration(seconds)}' + (f', of which {_duration(solving)} in the second phase\'s Cholesky '
                                           'solves (timed here, every device solving at once)' if solving else ''))
   return '\n'.join(lines)
