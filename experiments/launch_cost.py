@@ -23,6 +23,7 @@ import dataclasses
 import math
 import pathlib
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ from experiments import results, study
 from teacher_student import batch_budget, lbfgs, second_order, sharding, students, teachers
 
 SOLVE_TIMED_UP_TO = 2048   # larger solves are timed at this size and scaled by size³ (memory-bound)
+SolveTime = Callable[[int], float]   # size -> seconds for one Cholesky solve of a size × size system
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,7 @@ def solve_seconds(size: int, dtype=jnp.float32) -> float:
   return time.perf_counter() - start
 
 
-def solve_timer(dtype=jnp.float32):
+def solve_timer(dtype=jnp.float32) -> SolveTime:
   """size -> seconds per solve (`solve_seconds`), timed once per power of two up to
   SOLVE_TIMED_UP_TO and scaled by (size / timed size)³ (size columns of size² work each)."""
   timed = {}
@@ -91,14 +93,19 @@ def solve_timer(dtype=jnp.float32):
   return solve_time
 
 
-def estimated_seconds(programs: list[ProgramCost], matmul_rate: float, solve_time, devices: int) -> float:
+def cholesky_flops(size: int) -> float:
+  """A Cholesky factorization of a size × size matrix, in FLOPs (its substitutions are O(size²))."""
+  return size**3 / 3
+
+
+def estimated_seconds(programs: list[ProgramCost], matmul_rate: float, solve_time: SolveTime, devices: int) -> float:
   """The programs' time at the budget on `devices` devices: their FLOPs at matmul_rate (FLOP/s per
-  device), but for the Cholesky solves (size³/3 FLOPs each), which take solve_time(size) seconds."""
-  solve_flops = sum(count * size**3 / 3 for c in programs for size, count in c.solves)
+  device), but for the Cholesky solves (`cholesky_flops` each), which take solve_time(size) seconds."""
+  solve_flops = sum(count * cholesky_flops(size) for c in programs for size, count in c.solves)
   return ((sum(c.flops for c in programs) - solve_flops) / matmul_rate + solving_seconds(programs, solve_time)) / devices
 
 
-def solving_seconds(programs: list[ProgramCost], solve_time) -> float:
+def solving_seconds(programs: list[ProgramCost], solve_time: SolveTime) -> float:
   """The programs' Cholesky solves at the budget, in device-seconds (solve_time(size) each)."""
   return sum(count * solve_time(size) for c in programs for size, count in c.solves)
 
@@ -112,9 +119,9 @@ def _points(train, n) -> int:
 def _second_flops(how, rows: int, p: int, train) -> float:
   """One student's second phase at its budget (module docstring)."""
   if how == 'lm':
-    return (6 * rows * p + 2 * rows * p * p + p**3 / 3) * train.second_order_steps
+    return (6 * rows * p + 2 * rows * p * p + cholesky_flops(p)) * train.second_order_steps
   if how == 'dual_lm':
-    return (6 * rows * p + 2 * rows * rows * p + rows**3 / 3) * train.second_order_steps
+    return (6 * rows * p + 2 * rows * rows * p + cholesky_flops(rows)) * train.second_order_steps
   if how == 'lbfgs':
     return (2 * 6 * rows * p + 4 * lbfgs.MEMORY * p) * train.lbfgs_steps
   return 0.0
@@ -182,7 +189,7 @@ def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
   return out, done_here
 
 
-def describe(programs: list[ProgramCost], done: int, rate: float, solve_time) -> str:
+def describe(programs: list[ProgramCost], done: int, rate: float, solve_time: SolveTime) -> str:
   """The dry run's printout: one line per program, then the totals and the time estimate
   (`estimated_seconds` at the matmul `rate`, with solve_time(size) seconds per Cholesky solve)."""
   devices = jax.local_devices()
