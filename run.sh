@@ -4,27 +4,54 @@
 #                     then write its figures and report
 #   ./run.sh test     install into .venv if needed, run the test suite on two pytest workers
 #                     (TEST_WORKERS=N to change; extra args go to pytest)
+#   ./run.sh lock     resolve pyproject.toml's ranges afresh in a scratch venv and write the
+#                     exact versions to requirements.lock (what the two commands above install)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
 PY="$VENV/bin/python"
-STAMP="$VENV/.installed-pyproject.sha256"
+STAMP="$VENV/.installed.sha256"
+LOCK=requirements.lock
 
 ensure_venv() {
   local want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  want=$(cat pyproject.toml "$LOCK" | sha256sum | cut -d' ' -f1)
   if [ -x "$PY" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return
   fi
-  echo "run.sh: installing into $VENV (first run, or pyproject.toml changed) ..." >&2
+  echo "run.sh: installing into $VENV (first run, or pyproject.toml or $LOCK changed) ..." >&2
   command -v python3 >/dev/null || { echo "run.sh: python3 (>= 3.10) is required" >&2; exit 1; }
   [ -x "$PY" ] || python3 -m venv "$VENV"
   "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet -e '.[test,slurm]'
+  # The exact versions of requirements.lock: XLA's numerics change between releases, so the
+  # records are reproducible only with the versions that made them.
+  if ! "$PY" -m pip install --quiet -c "$LOCK" -e '.[test,slurm]'; then
+    echo "run.sh: the versions in $LOCK do not install on this Python ($("$PY" -V)); installing" \
+         "the newest that pyproject.toml allows instead (records name the versions they ran on)" >&2
+    "$PY" -m pip install --quiet -e '.[test,slurm]'
+  fi
   echo "$want" > "$STAMP"
 }
 
+lock() {
+  local scratch
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' RETURN
+  python3 -m venv "$scratch/venv"
+  "$scratch/venv/bin/python" -m pip install --quiet --upgrade pip
+  "$scratch/venv/bin/python" -m pip install --quiet '.[test,slurm]'
+  { echo "# Exact versions for ./run.sh, resolved by './run.sh lock' on $("$scratch/venv/bin/python" -V)," \
+         "$(uname -s) $(uname -m)."
+    "$scratch/venv/bin/python" -m pip freeze --exclude teacher-student-scaling; } > "$LOCK.tmp"
+  mv "$LOCK.tmp" "$LOCK"
+  echo "run.sh: wrote $LOCK ($(grep -vc '^#' "$LOCK") packages)" >&2
+}
+
+if [ "${1:-}" = lock ]; then
+  lock
+  exit 0
+fi
 ensure_venv
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$PWD/.jax_cache}"
 
@@ -48,7 +75,7 @@ case "${1:-}" in
     echo "run.sh: report at $workdir/report.md"
     ;;
   *)
-    echo "usage: ./run.sh [test [pytest args...]]" >&2
+    echo "usage: ./run.sh [test [pytest args...] | lock]" >&2
     exit 2
     ;;
 esac

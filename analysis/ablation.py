@@ -1,4 +1,4 @@
-r"""Scaling exponents per level of an ablation knob (DESIGN §5, figure 5).
+r"""Scaling exponents per level of an ablation knob (docs/design.md §5, figure 5).
 
   python -m analysis.ablation --workdir=runs/ablation_intrinsic_dim
 
@@ -9,7 +9,7 @@ parameter count, ε(P) = b P^(−β_P) + c — the model-size exponent that Shar
 4/d is about — each with its bootstrap interval over seeds; and the intrinsic dimension of the
 level's inputs measured by TwoNN (analysis.intrinsic_dim). Each exponent carries its curve's
 goodness-of-fit verdict (<key>_fits: True, False or None, undetermined); figure 5 draws only the
-exponents whose curves fit (DESIGN §5). Writes DIR/ablation.json and figure 5.
+exponents whose curves fit (docs/design.md §5). Writes DIR/ablation.json and figure 5.
 """
 
 import json

@@ -1,6 +1,6 @@
-r"""Scores learning-curve estimators on published curves nobody here produced (DESIGN §5).
+r"""Scores learning-curve estimators on published curves nobody here produced (docs/design.md §5).
 
-  python -m analysis.curves_benchmark --data_dir=../shared/data/scaling_benchmark --out=bench.json
+  python -m analysis.curves_benchmark --out=bench.json
 
 The benchmark of Alabdulmohsin et al. (2022): for every (Domain, Task, Model) curve, fit on the
 rows with Training=1, predict the rows with Training=0, score the RMSE of log loss,
@@ -13,8 +13,10 @@ curves can order two means by chance.
 
 import collections
 import csv
+import hashlib
 import json
 import pathlib
+import re
 import sys
 import time
 import warnings
@@ -27,16 +29,32 @@ from analysis import estimators
 from experiments import cli
 
 FILES = ('benchmark.vision.csv', 'benchmark.lang.csv')
+# The copy shipped with the project (data/scaling_benchmark/SOURCE.md names its origin and licence).
+DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'scaling_benchmark'
 # Losses bounded by 1 (error rates, BIG-bench scores): M4's ε0 and the envelope's ε0 stay <= 1.
 BOUNDED_DOMAINS = ('IC', 'BB')
 
-def load(data_dir) -> dict:
-  """{(domain, task, model): (x_fit, y_fit, x_test, y_test)}, each sorted by x, duplicates merged."""
+def checksums(data_dir) -> dict:
+  """{file name: SHA-256} as listed in data_dir/SOURCE.md; {} where there is no SOURCE.md."""
+  source = pathlib.Path(data_dir) / 'SOURCE.md'
+  if not source.exists():
+    return {}
+  return dict(re.findall(r'`([\w.]+\.csv)`\s*\|\s*`([0-9a-f]{64})`', source.read_text()))
+
+
+def load(data_dir=DATA_DIR) -> dict:
+  """{(domain, task, model): (x_fit, y_fit, x_test, y_test)}, each sorted by x, duplicates merged.
+
+  A file whose SHA-256 differs from the one its folder's SOURCE.md lists raises ValueError.
+  """
   rows = collections.defaultdict(lambda: ({}, {}))
+  expected = checksums(data_dir)
   for name in FILES:
     path = pathlib.Path(data_dir) / name
     if not path.exists():
       raise FileNotFoundError(f'{path} not found')
+    if name in expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected[name]:
+      raise ValueError(f'{path} differs from the published file (its SHA-256 is not the one SOURCE.md lists)')
     with open(path, newline='') as f:
       for r in csv.DictReader(f):
         key = (r['Domain'], r['Task'], r['Model'])
@@ -153,7 +171,7 @@ def main(argv):
 
 if __name__ == '__main__':
   # Flags belong to the entry point: the module is also imported by others.
-  flags.DEFINE_string('data_dir', '../shared/data/scaling_benchmark', 'Folder of the CSV files.')
+  flags.DEFINE_string('data_dir', str(DATA_DIR), 'Folder of the CSV files (default: the copy shipped with the project).')
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('estimators', list(estimators.ESTIMATORS), 'Estimators to score.')
   app.run(main, flags_parser=cli.parse_flags)

@@ -1,4 +1,4 @@
-r"""Splits a sweep's error into realizability, uncertainty and learning deficiency (DESIGN §2).
+r"""Splits a sweep's error into realizability, uncertainty and learning deficiency (docs/design.md §2).
 
   python -m analysis.decompose --workdir=runs/quick
 

@@ -1,4 +1,4 @@
-"""The report's decomposition section (DESIGN §5): where each source of error dominates, recovery
+"""The report's decomposition section (docs/design.md §5): where each source of error dominates, recovery
 and the laws past n*, the ensemble estimator, and the per-(m, n) tables; every sentence computed
 from the run's decomposition rows (`analysis.decompose`).
 """

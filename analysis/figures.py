@@ -1,4 +1,4 @@
-"""The study's six figures (DESIGN §5). Each writes figN_<name>.png and the CSV of the numbers it
+"""The study's six figures (docs/design.md §5). Each writes figN_<name>.png and the CSV of the numbers it
 plots beside it, and returns a caption; a figure that the workdir cannot support raises
 CannotDraw with the reason.
 

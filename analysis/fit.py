@@ -1,4 +1,4 @@
-r"""Fits the scaling laws of a sweep and writes DIR/fits.json (DESIGN §5).
+r"""Fits the scaling laws of a sweep and writes DIR/fits.json (docs/design.md §5).
 
   python -m analysis.fit --workdir=runs/quick
 

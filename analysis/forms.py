@@ -1,4 +1,4 @@
-"""Joint scaling forms ε(m, n) in width m and sample count n, fitted in log space (DESIGN §5).
+"""Joint scaling forms ε(m, n) in width m and sample count n, fitted in log space (docs/design.md §5).
 
 Each form is a pure function of its parameter vector θ giving log ε̂ at cells (m, n), with m and
 n divided by their geometric means over the fitted cells (m̃, ñ: decorrelates coefficients from

@@ -1,4 +1,4 @@
-"""The interpolants' law past n* (DESIGN §2's headline): at realizable widths, the students whose
+"""The interpolants' law past n* (docs/design.md §2's headline): at realizable widths, the students whose
 training error reached the floor but whose test error did not, and whether that test error falls
 as a power law in n.
 

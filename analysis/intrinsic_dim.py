@@ -1,4 +1,4 @@
-"""Intrinsic dimension estimators, so that d is measured and not only set (DESIGN §3).
+"""Intrinsic dimension estimators, so that d is measured and not only set (docs/design.md §3).
 
 TwoNN (Facco, d'Errico, Rodriguez & Laio 2017): for each point, μ = r2/r1, the ratio of the
 distances to its second and first nearest neighbours. If the density is locally uniform on a

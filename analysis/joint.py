@@ -1,4 +1,4 @@
-"""The joint scaling law in width m and sample count n (Rosenfeld et al. 2020; DESIGN §5).
+"""The joint scaling law in width m and sample count n (Rosenfeld et al. 2020; docs/design.md §5).
 
   ε̃(m, n) = a n^(−α) + b m^(−β) + c∞                 (n = ∞ drops the first term)
   ε̂(m, n) = ε0 |ε̃ / (ε̃ − iη)| = ε0 ε̃ / sqrt(ε̃² + η²)
@@ -67,7 +67,7 @@ def fit(m, n, eps, *, eps0: float | None = 1.0, objective: str = 'delta') -> Joi
   """Fits the joint form to cells (m_i, n_i, ε_i).
 
   Args:
-    eps0: the random-guess error (1 = the error of predicting the mean, DESIGN §2); None fits it.
+    eps0: the random-guess error (1 = the error of predicting the mean, docs/design.md §2); None fits it.
     objective: 'delta' — least squares on δ (Rosenfeld et al.); 'log' — least squares on
       log(ε̂/ε), symmetric in over- and under-prediction (δ is bounded below by −1 but not above,
       so when the form cannot follow the data the δ-fit settles below it).

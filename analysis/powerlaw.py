@@ -1,4 +1,4 @@
-"""Power law with offset, ε(x) = a x^(−α) + c, fitted robustly, with bootstrap intervals (DESIGN §5).
+"""Power law with offset, ε(x) = a x^(−α) + c, fitted robustly, with bootstrap intervals (docs/design.md §5).
 
 The fit minimizes a robust loss (scipy's soft-L1 by default) of the log-space residuals
 log ε̂(x) − log ε(x) — relative errors, so that points decades apart count alike — over
@@ -114,7 +114,7 @@ def bootstrap(x, y_sx, *, n_boot=200, seed=0, level=0.95, **fit_kw) -> dict:
     x: (X,) abscissae.
     y_sx: (S, X) one row per seed (NaN where a cell is missing or diverged). Seeds are
       resampled with replacement as whole rows, keeping each seed's curve intact (the cells of
-      one seed share their data, DESIGN §4).
+      one seed share their data, docs/design.md §4).
 
   The interval is estimate ± t_{S−1} · sqrt(S/(S−1)) · sd(bootstrap estimates): the bootstrap
   standard error with the small-sample corrections a handful of seeds needs (a plain

@@ -1,4 +1,4 @@
-r"""Regenerates the figure set and DIR/report.md from a sweep workdir (DESIGN §5).
+r"""Regenerates the figure set and DIR/report.md from a sweep workdir (docs/design.md §5).
 
   python -m analysis.report --workdir=runs/quick
 
@@ -8,6 +8,7 @@ the decomposition table, the regions and the run's provenance. Figures it cannot
 listed with the reason.
 """
 
+import collections
 import datetime
 import json
 import pathlib
@@ -19,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from analysis import ablation, decompose, decomposition_section, figures, fit, forms, sections, tables
-from experiments import cli, results, study
+from experiments import cli, host, results, study
 from teacher_student import teachers
 
 
@@ -48,6 +49,19 @@ def sweep_times(workdir, config_hash) -> dict:
           'training waiting for compilation (s)': f'{total("compile_wait_seconds"):.1f}'}
 
 
+def software(records) -> str:
+  """The Python, platform and package versions the cells were trained with; several sets if a
+  resumed sweep ran on other versions (each with its cell count)."""
+  sets = collections.Counter(json.dumps(r.get('software'), sort_keys=True) for r in records)
+  def line(s):
+    s = json.loads(s)
+    order = ('python', 'platform', *host.PACKAGES)
+    return 'not recorded' if s is None else ', '.join(f'{k} {s[k]}' for k in order if k in s)
+  if len(sets) == 1:
+    return line(next(iter(sets)))
+  return '; '.join(f'{line(s)} ({k} cells)' for s, k in sets.most_common())
+
+
 def provenance(workdir, records, cfg) -> dict:
   # One training program writes all its cells (several widths when merged) with the same
   # finish time and group timings; count each program once.
@@ -59,6 +73,7 @@ def provenance(workdir, records, cfg) -> dict:
   return {
       'workdir': str(workdir), 'preset': cfg['config'].get('name', ''), 'config hash': cfg['hash'],
       'code version': code_version(), 'devices': ', '.join(sorted({r['device'] for r in records})),
+      'software': software(records),
       'cells': len(records),
       'status': '; '.join(f'{kind}: ' + ', '.join(f'{k} {v}' for k, v in sorted(tables.status_counts(records, kind).items()))
                           for kind in study.KINDS if any(r['kind'] == kind for r in records)),

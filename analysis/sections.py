@@ -1,4 +1,4 @@
-"""The report's sections (DESIGN §5) but the decomposition's (`analysis.decomposition_section`): the
+"""The report's sections (docs/design.md §5) but the decomposition's (`analysis.decomposition_section`): the
 fit tables with their verdicts, the joint forms and the Nyquist companion's law; every sentence
 computed from the run's fits.json.
 """
@@ -106,7 +106,7 @@ def _joint_forms(j) -> list[str]:
   params = ', '.join(f'{p} = {fmt(v)}' + (f' [{fmt(interval[p][0])}, {fmt(interval[p][1])}]' if p in interval else '')
                      for p, v in e['params'].items())
   fits = e['gof']['fits']
-  # Exponents of a law the data do not follow are not results (DESIGN §5): they stay in fits.json.
+  # Exponents of a law the data do not follow are not results (docs/design.md §5): they stay in fits.json.
   said = {True: f'It fits the cells within the seeds\' scatter; its parameters (95% intervals: bootstrap over '
                    f'seeds): {params}.',
              False: 'It does not fit the cells within the seeds\' scatter, so its parameters (in fits.json) describe '
@@ -131,7 +131,7 @@ def _against(error: float, scatter: float) -> str:
 
 
 def _companion_laws(c) -> list[str]:
-  """Which law, if any, the companion's trained students follow past n = B (DESIGN §2)."""
+  """Which law, if any, the companion's trained students follow past n = B (docs/design.md §2)."""
   parts = []
   for m, law in sorted(c['laws_past_b'].items(), key=lambda kv: int(kv[0])):
     cells = sum(k > 0 for k in law['seeds'])

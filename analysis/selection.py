@@ -1,5 +1,5 @@
 """Which joint form describes a sweep: every form of `analysis.forms` scored out of sample, the
-best one chosen by cross-validation, its parameters bootstrapped over seeds (DESIGN §5).
+best one chosen by cross-validation, its parameters bootstrapped over seeds (docs/design.md §5).
 
 Scores are on held-out cells above the precision floor (censored cells are fitted as bounds,
 never scored): rms_log10, the RMS of log10(ε̂/ε) in decades, and μ, σ of δ = (ε̂ − ε)/ε.

@@ -1,8 +1,8 @@
-"""Uncertainty U(n) and the Nyquist learner, in JAX (DESIGN §2). Run under 64-bit JAX.
+"""Uncertainty U(n) and the Nyquist learner, in JAX (docs/design.md §2). Run under 64-bit JAX.
 
 For a model linear in its parameters, f_θ(x) = ψ(x)ᵀ w with w ~ N(0, I) after whitening
 (ψ = Σ0^{1/2} φ), the posterior covariance after S_n is I − P_n, P_n the projector onto the row
-space of Ψ_n (the n training rows of ψ). That is DESIGN §2's Σ0 − Σ0Φᵀ(ΦΣ0Φᵀ)⁺ΦΣ0 in whitened
+space of Ψ_n (the n training rows of ψ). That is docs/design.md §2's Σ0 − Σ0Φᵀ(ΦΣ0Φᵀ)⁺ΦΣ0 in whitened
 coordinates, and
     U(n) = E_x ‖(I − P_n) ψ(x)‖² / Var f*.
   (a) closed form: ψ = σ0 φ for random-feature and band-limited teachers (isotropic prior);
@@ -54,7 +54,7 @@ def _nested(fn, rows_nkp, ns):
 
 @jax.jit   # one program per teacher and sample shape, not one per primitive of jacfwd
 def whitened_features(teacher, x_nd):
-  """ψ(x): (n, k, P) rows of the linearized teacher, whitened by its prior (DESIGN §2 (b)).
+  """ψ(x): (n, k, P) rows of the linearized teacher, whitened by its prior (docs/design.md §2 (b)).
 
   For linear-in-parameter teachers this is exactly σ0 φ(x) placed in each output's block, so
   (a) and (b) coincide there.

@@ -6,10 +6,15 @@ across cores (experiments/benchmark.py measures what it gains). On GPU and TPU h
 shapes the unused CPU platform.
 """
 
+import functools
+import importlib.metadata
 import os
+import platform
 import sys
 
 FLAG = 'xla_force_host_platform_device_count'
+# The packages whose versions decide the records' numerics (XLA's kernels, the solvers, the fits).
+PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'numpy', 'scipy')
 
 
 def use_all_cpu_cores() -> None:
@@ -22,3 +27,15 @@ def use_all_cpu_cores() -> None:
 def cores() -> int:
   """The CPU cores this process may run on."""
   return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+
+@functools.cache
+def software() -> dict:
+  """{'python': ..., 'platform': ..., and each of PACKAGES: its installed version}."""
+  def version(name):
+    try:
+      return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      return 'not installed'
+  return {'python': platform.python_version(), 'platform': platform.platform(),
+          **{name: version(name) for name in PACKAGES}}

@@ -1,6 +1,6 @@
 """What a launch costs before it runs (`--dry_run`): cells, programs, FLOPs, memory, time.
 
-Training FLOPs are counted at the step budget, the most a cell can cost (DESIGN §3):
+Training FLOPs are counted at the step budget, the most a cell can cost (docs/design.md §3):
   first order   6 · P · points per step · steps          (forward and backward, per student)
   second order  Levenberg–Marquardt (P <= second_order_max_params):
                 (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by

@@ -1,4 +1,4 @@
-"""A sweep's workdir: its config and its append-only results (DESIGN §4).
+"""A sweep's workdir: its config and its append-only results (docs/design.md §4).
 
   DIR/config.json                  the config, its hash, and the grid fields that may grow
   DIR/results/shard-I-of-K.jsonl   one JSON object per finished cell, written by shard I

@@ -1,4 +1,4 @@
-"""Runs a study's cells into its workdir: validate, skip what is done, train, record (DESIGN §4)."""
+"""Runs a study's cells into its workdir: validate, skip what is done, train, record (docs/design.md §4)."""
 
 import concurrent.futures
 import contextlib
@@ -107,7 +107,7 @@ def ensemble_variance(pred_kxo, ok_k, y_var) -> float:
   """Half the mean pairwise squared disagreement of the ok members, normalized by Var f*.
 
   Over K members, mean_{j<l} (f_j − f_l)² / 2 is the unbiased variance across members, so this
-  is the average over test points and outputs of that variance (DESIGN §2, estimator (c)).
+  is the average over test points and outputs of that variance (docs/design.md §2, estimator (c)).
   """
   pred = pred_kxo[ok_k]
   if len(pred) < 2:
@@ -160,7 +160,7 @@ def _records(plan, group, variant, student, rect, missing, out, shard, y_var):
         **_cell_fields(out, rows_k, ns.index(n), y_var, group.kind == 'ensemble', group.train.second_order),
         'wall_seconds': seconds / cells, 'group_seconds': seconds,
         'group_compile_seconds': out['compile_seconds'], 'group_cells': cells,
-        'device': device_label(), 'shard': list(shard), 'finished_at': now})
+        'device': device_label(), 'software': host.software(), 'shard': list(shard), 'finished_at': now})
   return recs
 
 
@@ -285,6 +285,6 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
     bar.close()
     compile_s = compiling()
   summary = {'cells_trained': total, 'cells_done_before': len(done), 'wall_seconds': time.perf_counter() - t_start,
-             'compile_seconds': compile_s, 'compile_wait_seconds': waited}
+             'compile_seconds': compile_s, 'compile_wait_seconds': waited, 'software': host.software()}
   results.append_summary(workdir, config, shard, summary)
   return {**summary, 'results': str(writer.path)}

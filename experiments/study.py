@@ -1,9 +1,9 @@
-"""From a config to the grid of cells a sweep trains, validated before any compute (DESIGN §4).
+"""From a config to the grid of cells a sweep trains, validated before any compute (docs/design.md §4).
 
 A cell is (kind, variant, width m, n, seed, member):
   kind     'student' — the study's students; 'ensemble' — K students of the teacher's own
            architecture started from independent prior draws and trained on the same sample
-           (the uncertainty estimator (c) of DESIGN §2): one cell per (n, seed), its K members
+           (the uncertainty estimator (c) of docs/design.md §2): one cell per (n, seed), its K members
            (member 0..K-1) trained together; 'nyquist' — MLP students of a band-limited
            companion teacher (config.nyquist), the trained learners of figure 6;
   variant  the value of the ablation knob ({} without an ablation); each variant has its teacher;

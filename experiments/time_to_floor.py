@@ -1,5 +1,5 @@
 """Time to converged: the quick study's realizable students driven to the training-error floor by
-the engine's two phases vs by first-order steps alone (DESIGN §2 "Converged learner", §6).
+the engine's two phases vs by first-order steps alone (docs/design.md §2 "Converged learner", §6).
 
 Cells: the quick preset's students at one realizable width (m >= the teacher's) and one n, all
 seeds, float64. Each way is the engine's grid program (`engine.compile_grid`; run time only):

@@ -45,7 +45,7 @@ def loss_and_grad_fn(student, train: TrainSpec, x_nd, y_nk, n, batch_key, y_var,
       Ignored when online.
     n: sample count (int scalar, may be traced; <= n_max).
     batch_key: the replicate's key for mini-batches and online samples.
-    y_var: Var f*, so that the loss is the normalized training error (DESIGN §2).
+    y_var: Var f*, so that the loss is the normalized training error (docs/design.md §2).
     online: draw `train.online_batch` fresh samples from μ every step (n = ∞). With blocks it
       may be traced: where true, n is taken to be online_batch and the step's blocks come from
       fresh samples, not the pool (x_nd must then hold at least online_batch points); where

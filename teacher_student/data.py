@@ -1,8 +1,8 @@
-"""Training pools and test sets, reproducible from seeds (DESIGN §3–§4).
+"""Training pools and test sets, reproducible from seeds (docs/design.md §3–§4).
 
 A replicate is (seed, member). The seed fixes the training pool and its label noise; the
 member (0 for ordinary students) picks the initialization and the mini-batches, so an ensemble
-of members shares one sample S_n (DESIGN §2, estimator (c)). Each comes from its own stream.
+of members shares one sample S_n (docs/design.md §2, estimator (c)). Each comes from its own stream.
 Students of the same seed and different n see nested samples: JAX's partitionable threefry
 makes the first n points of a pool independent of the pool's size, so a cell's sample depends
 on (seed, n) only, and a learning curve is measured with common random numbers (U(n) is then

@@ -113,7 +113,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
 
   Returns:
     run(): a dict of numpy arrays of shape (S, N): train_error (NaN online), test_error,
-    test_se (normalized, DESIGN §2), steps, stop (reason), status; compile_seconds (training,
+    test_se (normalized, docs/design.md §2), steps, stop (reason), status; compile_seconds (training,
     evaluation and sampling programs), run_seconds, and memory_bytes (the larger program's).
   """
   grid = prepare(student, train, seeds, members, ns, widths, x_test, y_test)

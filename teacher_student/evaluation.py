@@ -1,4 +1,4 @@
-"""Normalized errors of trained students on their training points and the test set (DESIGN §2).
+"""Normalized errors of trained students on their training points and the test set (docs/design.md §2).
 
 E(f) = mean_x (f(x) − f*(x))² / Var f*, averaged over outputs; 1 is predicting the mean.
 """
@@ -36,7 +36,7 @@ def squared_error_sums(student, params, x_nd: jax.Array, y_nk: jax.Array, w_n: j
 
 
 def normalized_error(s1, s2, count, y_var) -> tuple:
-  """E = mean e / Var f* and its standard error over the `count` points (DESIGN §2)."""
+  """E = mean e / Var f* and its standard error over the `count` points (docs/design.md §2)."""
   mean = s1 / count
   var_e = jnp.maximum(s2 / count - mean**2, 0.0)
   return mean / y_var, jnp.sqrt(var_e / count) / y_var

@@ -1,4 +1,4 @@
-"""Input distributions μ (DESIGN §3).
+"""Input distributions μ (docs/design.md §3).
 
 Three base distributions on R^d, all with zero mean:
   gaussian  N(0, I_d)                                  (unit variance per coordinate)

@@ -1,6 +1,6 @@
 """The second phase for students too large for Levenberg–Marquardt's P × P normal matrix
 (P > train.second_order_max_params): L-BFGS on the normalized training error L(θ) = Σ r(θ)²
-(DESIGN §2, "Converged learner": "L-BFGS beyond").
+(docs/design.md §2, "Converged learner": "L-BFGS beyond").
 
 optax.lbfgs with its zoom line search (strong Wolfe conditions, so L never increases), from the
 first phase's parameters, with the stops of `second_order`:

@@ -1,4 +1,4 @@
-"""One student's training loop and its stopping rule (DESIGN §3).
+"""One student's training loop and its stopping rule (docs/design.md §3).
 
 `train_one` runs `lax.scan` over a chunk of `check_every` steps inside a `lax.while_loop` over
 chunks. Stopping rule, checked every step: normalized training error <= tol ('tolerance') or a

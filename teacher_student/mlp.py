@@ -1,4 +1,4 @@
-"""The multilayer perceptron shared by MLP teachers and students (DESIGN §3).
+"""The multilayer perceptron shared by MLP teachers and students (docs/design.md §3).
 
 Using one module for both is what makes the realizability certificate exact: a teacher of
 width w is a student of width w, and `embed` pads it into any wider student.

@@ -1,4 +1,4 @@
-"""The second phase: drives a first-order-trained student to its floor (DESIGN §2, "Converged
+"""The second phase: drives a first-order-trained student to its floor (docs/design.md §2, "Converged
 learner").
 
 Levenberg–Marquardt on the student's residuals r(θ), L(θ) = Σ r² the normalized training error:

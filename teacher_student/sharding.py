@@ -1,4 +1,4 @@
-"""The replicate axis sharded over local devices (DESIGN §4): each device trains its share of
+"""The replicate axis sharded over local devices (docs/design.md §4): each device trains its share of
 replicates with its own while-loops, so the devices never communicate."""
 
 from typing import Callable, Sequence

@@ -1,14 +1,14 @@
-"""Students: the learners whose generalization error the study measures (DESIGN §3).
+"""Students: the learners whose generalization error the study measures (docs/design.md §3).
 
 Families:
   mlp       the flax `mlp.MLP` of width m and depth L (P(m) parameters);
   features  a linear model φ(x)ᵀθ on the basis of a linear-in-parameter teacher: the ideal
-            architecture for that teacher (DESIGN §2's "student of the same features").
+            architecture for that teacher (docs/design.md §2's "student of the same features").
 
 Initializations:
   standard  mlp: weights N(0, gain²/fan_in), biases N(0, bias_scale²); features: same as zero;
   prior     a draw from the teacher's prior Π = N(0, diag(prior_std²)) — needs the teacher's
-            architecture (sample-then-optimize, DESIGN §2 estimator (c));
+            architecture (sample-then-optimize, docs/design.md §2 estimator (c));
   zero      all parameters 0 (features only: gradient descent from zero gives the posterior mean).
 """
 
@@ -118,7 +118,7 @@ class Student:
 
   @property
   def contains_teacher(self) -> bool:
-    """The R(m) = 0 certificate (DESIGN §2): the class holds the teacher (`certified_realizable`)."""
+    """The R(m) = 0 certificate (docs/design.md §2): the class holds the teacher (`certified_realizable`)."""
     return certified_realizable(self.spec, self.teacher.spec)
 
   def module(self, dtype) -> mlp_lib.MLP:

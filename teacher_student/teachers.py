@@ -1,4 +1,4 @@
-"""Random teacher networks f*: the noiseless labels of the study (DESIGN §3).
+"""Random teacher networks f*: the noiseless labels of the study (docs/design.md §3).
 
 A teacher is fully determined by (family, hyper-parameters, seed) and the input distribution μ.
 
@@ -8,14 +8,14 @@ Families:
                    variance under μ (each output). The result is still an MLP of the same shape,
                    which is what the realizability certificate needs.
   random_features  f*(x) = φ(x)ᵀθ, φ_j(x) = act(w_jᵀx + b_j) with F = `width` fixed random
-                   features; θ ~ N(0, σ0² I), the isotropic Gaussian prior Π of DESIGN §2.
+                   features; θ ~ N(0, σ0² I), the isotropic Gaussian prior Π of docs/design.md §2.
   bandlimited      f*(x) = φ(x)ᵀθ with φ the B = (2K+1)^D − 1 non-constant trigonometric
                    functions cos(π k·x), sin(π k·x), k ∈ Z^D, 0 < ‖k‖_∞ ≤ K (K = `cutoff`);
                    orthogonal under the uniform cube [-1, 1]^D. θ ~ N(0, σ0² I).
 
 For the two linear-in-parameter families the scale is put on the prior, not on the draw:
 σ0² = 1 / tr Cov_μ φ, so that E_θ Var_μ f_θ = 1 and the Gaussian prior stays exactly Gaussian
-(the closed-form uncertainty of DESIGN §2 relies on it). A single draw then has unit variance
+(the closed-form uncertainty of docs/design.md §2 relies on it). A single draw then has unit variance
 up to a relative spread of about sqrt(2/B).
 """
 
@@ -109,7 +109,7 @@ class Teacher:
   feature_params:  random_features: {'w': (D, F), 'b': (F,)}; bandlimited: {'freq': (B/2, D)};
                    mlp: {}.
   prior_std:       same structure as `params`: the prior standard deviation of every entry
-                   (Σ0 = diag(prior_std²), DESIGN §2).
+                   (Σ0 = diag(prior_std²), docs/design.md §2).
   """
   spec: TeacherSpec = flax.struct.field(pytree_node=False)
   inputs: inputs_lib.InputSpec = flax.struct.field(pytree_node=False)

@@ -1,4 +1,4 @@
-"""How students are trained: the TrainSpec and the optimizer it names (DESIGN §3)."""
+"""How students are trained: the TrainSpec and the optimizer it names (docs/design.md §3)."""
 
 import dataclasses
 from typing import Sequence

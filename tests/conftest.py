@@ -1,7 +1,5 @@
 """Shared fixtures. Tests run with x64 off and on (as neural-tangents does); tolerances by dtype."""
 
-import pathlib
-
 from experiments import host
 
 host.use_all_cpu_cores()  # as the entry points do: the engine shards over the CPU cores
@@ -9,8 +7,6 @@ host.use_all_cpu_cores()  # as the entry points do: the engine shards over the C
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
-
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
 
 # Tolerances for comparing two trainings that differ only in floating-point reduction order
 # (e.g. a vmapped batch against one student at a time): (rtol, atol) on normalized errors.
@@ -35,14 +31,6 @@ def x64():
   """Runs the test with 64-bit JAX."""
   with jax.enable_x64(True):
     yield jnp.float64
-
-
-def shared_dir(*parts) -> pathlib.Path:
-  """A path in ../shared, or skip the test with the reason when it is absent."""
-  path = SHARED.joinpath(*parts)
-  if not path.exists():
-    pytest.skip(f'{path} is absent (../shared is not beside this clone)')
-  return path
 
 
 @pytest.fixture(scope='session')

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from analysis import curves_benchmark, estimators
-from conftest import shared_dir
 
 
 def test_benchmark_on_published_curves():
-  curves = curves_benchmark.load(shared_dir('data', 'scaling_benchmark'))
+  curves = curves_benchmark.load()   # the copy shipped with the project, its checksums verified
   assert len(curves) == 92
   domains = {}
   for key in curves:
@@ -30,6 +29,16 @@ def test_benchmark_on_published_curves():
     assert g['last'] == pytest.approx(np.sqrt(np.mean((np.log(yf[-1]) - np.log(yt)) ** 2)), rel=1e-12)
   # The language-model curves are smooth: the blend extrapolates them to within 1% in log loss.
   assert all(g['blend'] < 0.01 for g in report['groups'] if g['domain'] == 'LM')
+
+
+def test_a_changed_file_is_refused(tmp_path):
+  for name in (*curves_benchmark.FILES, 'SOURCE.md'):
+    (tmp_path / name).write_bytes((curves_benchmark.DATA_DIR / name).read_bytes())
+  assert set(curves_benchmark.checksums(tmp_path)) == set(curves_benchmark.FILES)
+  lang = tmp_path / 'benchmark.lang.csv'
+  lang.write_bytes(lang.read_bytes().replace(b'0.999', b'0.998', 1))   # one digit of one loss
+  with pytest.raises(ValueError, match='benchmark.lang.csv differs from the published file'):
+    curves_benchmark.load(tmp_path)
 
 
 def test_benchmark_cli_reports_failures(tmp_path):

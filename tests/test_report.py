@@ -246,3 +246,14 @@ def test_interpolant_law_is_fitted_past_the_collapse_and_only_where_a_tail_fits(
   assert interpolants.tail_law(_interpolant_rows(curved, 0.01)) is None
   text = ' '.join(decomposition_section._interpolant_laws(_interpolant_rows(curved, 0.01)))
   assert 'm = 8: no tail of 4 or more of its 8 sample counts fits' in text
+
+
+def test_provenance_names_the_software_and_a_mix_of_it():
+  from analysis import report as report_module
+  old = {'python': '3.11.7', 'platform': 'Linux', 'jax': '0.10.1', 'numpy': '2.4.6'}
+  new = {**old, 'jax': '0.10.2'}
+  one = report_module.software([{'software': new}] * 2)
+  assert one == 'python 3.11.7, platform Linux, jax 0.10.2, numpy 2.4.6'
+  mixed = report_module.software([{'software': new}] * 3 + [{'software': old}] + [{}])
+  assert mixed == ('python 3.11.7, platform Linux, jax 0.10.2, numpy 2.4.6 (3 cells); '
+                   'python 3.11.7, platform Linux, jax 0.10.1, numpy 2.4.6 (1 cells); not recorded (1 cells)')

@@ -1,6 +1,8 @@
 """experiments.sweep, the entry point: flags, one-line errors, resuming, and scale-out over devices and processes."""
 
+import importlib
 import json
+import platform
 import signal
 import socket
 import subprocess
@@ -10,7 +12,7 @@ import time
 import pytest
 
 from conftest import ONE_DEVICE
-from experiments import results
+from experiments import host, results
 from helpers import FIRST_ORDER, QUICK, ROOT, assert_same_cells, by_cell, cli, tiny_flags
 
 
@@ -25,8 +27,11 @@ def test_cli_writes_config_and_one_line_per_cell(tmp_path):
   assert summary['cells_trained'] == len(recs) == 12
   assert len(by_cell(recs)) == 12
   fields = {'config_hash', 'teacher', 'm', 'n', 'seed', 'P', 'steps', 'train_error', 'test_error',
-            'test_se', 'status', 'wall_seconds', 'device'}
+            'test_se', 'status', 'wall_seconds', 'device', 'software'}
   assert all(fields <= r.keys() for r in recs)
+  # The versions that made the records, as the interpreter and the packages themselves report them.
+  assert recs[0]['software'] == {'python': platform.python_version(), 'platform': platform.platform(),
+                                 **{p: importlib.import_module(p).__version__ for p in host.PACKAGES}}
   assert {r['n'] for r in recs} == {8, 32, None}
   assert all(r['P'] == 4 * r['m'] + r['m'] + r['m'] + 1 for r in recs)
   again = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={tmp_path}', *tiny_flags(**FIRST_ORDER))

@@ -1,4 +1,4 @@
-"""The facts of DESIGN §2 on teachers with known answers (float64)."""
+"""The facts of docs/design.md §2 on teachers with known answers (float64)."""
 
 import dataclasses
 
