@@ -24,13 +24,17 @@ and prints a summary. Per row:
   ok, not_converged, diverged, stationary
                        cell counts by status (only 'ok' cells are averaged in; stationary: ok
                        cells that stopped at a certified stationary point above the floor)
-  recovered            ok cells whose test error is at the floor too (<= train.floor): the
-                       student computes the teacher's function to float precision
+  tau                  the recovery threshold τ of the variant (`outcomes.recovery_threshold`)
+  recovered            ok cells at the training floor whose test error is at most τ: the student
+                       computes the teacher's function up to rounding and conditioning
   interpolant_min      the smallest test error of the ok cells at the training floor that did not
                        recover the teacher (NaN where none): how far an interpolant can stay off
   interpolants, interp_log_mean, interp_log_se
                        those cells' count and the mean and standard error of their natural-log test
                        errors (log of the geometric mean): their errors span decades within a cell
+  <outcome>_count, _share, _share_lo, _share_hi, _mean, _geomean
+                       per outcome (recovered, interpolant, stationary): count, share of the ok
+                       cells with its 95% Wilson interval, mean and geometric mean of test errors
   n_star               the teacher's identifiability threshold (rank of its whitened Jacobian);
   past_n_star          U(n) < U_ZERO: past n* in the sense of the uncertainty, not of n >= rank
   nyquist              the Nyquist learner's error (band-limited and random-feature teachers)
@@ -49,7 +53,7 @@ import numpy as np
 import scipy.stats
 from absl import app, flags
 
-from analysis import tables, uncertainty
+from analysis import outcomes, tables, uncertainty
 from experiments import cli, results, study
 from teacher_student import data, evaluation, students, teachers
 
@@ -58,8 +62,8 @@ COLUMNS = ('variant', 'm', 'P', 'n', 'seeds', 'eps', 'eps_se', 'R', 'R_source', 
            'U', 'U_source', 'U_se', 'U_ens', 'U_ens_se', 'ens_members', 'ens_interpolating', 'ens_not_converged', 'D', 'D_lo', 'D_hi', 'D_share', 'D_optimization',
            'D_optimization_lo', 'D_optimization_hi', 'D_bias', 'D_bias_lo', 'D_bias_hi', 'D_bias_se',
            'ok', 'not_converged',
-           'diverged', 'stationary', 'recovered', 'interpolant_min',
-           'interpolants', 'interp_log_mean', 'interp_log_se', 'n_star', 'past_n_star', 'nyquist')
+           'diverged', 'stationary', 'tau', 'recovered', 'interpolant_min',
+           'interpolants', 'interp_log_mean', 'interp_log_se', *outcomes.COLUMNS, 'n_star', 'past_n_star', 'nyquist')
 ZERO = 1e-10   # U below this (float64) counts as 0: 'past n*'
 
 
@@ -126,6 +130,9 @@ def decompose_variant(records, variant, config) -> list[dict]:
   ens_records = [r for r in records if r['kind'] == 'ensemble' and json.dumps(r['variant'], sort_keys=True) == label]
   members = lambda n, key: sum(r.get(key, 0) for r in ens_records if r['n'] == n)
   floor = variant.train.floor
+  certified_m = [students.certified_realizable(variant.student(int(m)), variant.teacher) for m in g['ms']]
+  at_floor = (tr['values'] <= floor) & np.asarray(certified_m)[:, None, None]
+  tau = outcomes.recovery_threshold(g['values'][at_floor], floor).tau
   rows = []
   for i, m in enumerate(g['ms']):
     r_online = r_online_se = float('nan')
@@ -134,13 +141,14 @@ def decompose_variant(records, variant, config) -> list[dict]:
       if np.isfinite(errs).any():
         best = int(np.nanargmin(errs))
         r_online, r_online_se = float(errs[best]), float(se_test['values'][i][best, online][0])
-    certified = students.certified_realizable(variant.student(int(m)), variant.teacher)
+    certified = certified_m[i]
     r, r_se = (0.0, 0.0) if certified else (r_online, r_online_se)
     for j, n in enumerate(ns):
       col = list(g['ns']).index(n)
       eps_mean, eps_se, count = tables.mean_se(g['values'][i][:, col])
       train_s, test_s = tr['values'][i][:, col], g['values'][i][:, col]
-      interpolants = test_s[(train_s <= floor) & (test_s > floor)]
+      outcome_s = outcomes.classify(train_s, test_s, np.isfinite(test_s), floor, tau)
+      interpolants = test_s[outcome_s == 'interpolant']
       log_mean, log_se, _ = (float(v) for v in tables.mean_se(np.log(interpolants))) if interpolants.size else (
           float('nan'),) * 3
       d_opt, d_opt_se, _ = (float(v) for v in tables.mean_se(train_s - r))
@@ -166,9 +174,11 @@ def decompose_variant(records, variant, config) -> list[dict]:
           'D_optimization_hi': d_opt + _interval(np.nan_to_num(d_opt_se), int(count)),
           'D_bias': d_bias, 'D_bias_lo': d_bias - _interval(np.nan_to_num(d_bias_se), int(count)),
           'D_bias_hi': d_bias + _interval(np.nan_to_num(d_bias_se), int(count)), 'D_bias_se': d_bias_se,
-          **counts, 'stationary': stationary.get((int(m), n), 0), 'recovered': int(np.sum(test_s <= floor)),
+          **counts, 'stationary': stationary.get((int(m), n), 0), 'tau': tau,
+          'recovered': int(np.sum(outcome_s == 'recovered')),
           'interpolant_min': float(interpolants.min()) if interpolants.size else float('nan'),
           'interpolants': int(interpolants.size), 'interp_log_mean': log_mean, 'interp_log_se': log_se,
+          **outcomes.cell_columns(outcome_s, test_s),
           'n_star': tq['n_star'], 'past_n_star': u < ZERO,
           'nyquist': float(tq['nyquist'][j]) if tq['nyquist'] is not None else float('nan'),
           'teacher_width': tq['teacher_width']})

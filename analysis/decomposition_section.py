@@ -65,7 +65,7 @@ def _headline(rows) -> list[str]:
 
 def _recovery(past) -> list[str]:
   """Per realizable width past n*: how many converged students at the training floor also have
-  their test error at the floor (the teacher's function recovered), and how far the others stay."""
+  their test error at or below τ (the teacher's function recovered), and how far the others stay."""
   parts = []
   for m in sorted({r['m'] for r in past}):
     cells = [r for r in past if r['m'] == m]
@@ -75,9 +75,10 @@ def _recovery(past) -> list[str]:
       continue
     rest = [r['interpolant_min'] for r in cells if math.isfinite(r['interpolant_min'])]
     parts.append(f'm = {m}: {recovered} of {at_floor}' + (f' (the others\' test errors from {min(rest):.2g})' if rest else ''))
+  tau = past[0]['tau']
   return ['**Interpolation and recovery past n\\*** (the converged students at realizable widths whose training '
-          'error reached the floor, and how many of them also have test error at that floor, train.floor: the teacher\'s function '
-          'recovered to float precision): ' + '; '.join(parts) + '.', '']
+          f'error reached the floor, and how many of them also have test error at or below the recovery threshold τ = {tau:.2g} '
+          '(Training outcomes, below): the teacher\'s function recovered up to rounding and conditioning): ' + '; '.join(parts) + '.', '']
 
 
 def _at_ns(value_at_n: dict) -> str:

@@ -1,10 +1,11 @@
-"""The study's six figures (docs/design.md §5). Each writes figN_<name>.png and the CSV of the numbers it
+"""The study's figures (docs/design.md §5). Each writes figN_<name>.png and the CSV of the numbers it
 plots beside it, and returns a caption; a figure that the workdir cannot support raises
 CannotDraw with the reason.
 
   1 learning curves ε(n), one per width, with fits     2 width curves ε(m), one per n, with fits
   3 joint law: predicted vs measured, extrapolation    4 decomposition R, U, D vs n
   5 fitted exponents vs the ablation knob              6 Nyquist learner vs trained students
+  7 outcome shares on the (m, n) grid (`analysis.outcome_figures`)
 """
 
 import csv
@@ -181,9 +182,11 @@ def joint_fit(fits_variant, cells, out_dir):
   pred = np.exp(selection.as_fit(name, entry).log_predict(c))
   pred_ex = np.exp(selection.as_fit(name, ex).log_predict(c)) if ex['success'] else np.full_like(eps, np.nan)
   corner = selection.splits(c)['extrapolation'][0]
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+  law = fits_variant.get('outcomes', {}).get('interpolants', {})
+  panels = 3 if law.get('selected') else 2
+  fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.6))
   lo, hi = max(min(eps.min(), np.nanmin(pred)), FLOOR), max(eps.max(), np.nanmax(pred)) * 1.5
-  for ax in axes:
+  for ax in axes[:2]:
     ax.plot([lo, hi], [lo, hi], 'k--', lw=1)
     ax.set(xscale='log', yscale='log', xlim=(lo, hi), ylim=(lo, hi), xlabel='measured ε',
            ylabel='predicted ε̂')
@@ -197,13 +200,21 @@ def joint_fit(fits_variant, cells, out_dir):
   axes[1].legend(loc='upper left')
   rows = [{'m': mi, 'n': ni, 'eps': ei, 'pred_in_sample': pi, 'in_corner': bool(ci), 'pred_extrapolation': qi}
           for mi, ni, ei, pi, ci, qi in zip(m, n, eps, pred, corner, pred_ex)]
+  if panels == 3:
+    from analysis import outcome_figures   # it draws with this module's helpers
+    rows += outcome_figures.interpolants_panel(axes[2], law)
   png, path = _save(fig, out_dir, 'fig3_joint_fit', rows,
-                    ['m', 'n', 'eps', 'pred_in_sample', 'in_corner', 'pred_extrapolation'])
+                    ['m', 'n', 'eps', 'pred_in_sample', 'in_corner', 'pred_extrapolation', 'interp_geomean', 'interp_pred_cv'])
   verdict = {True: 'passes', False: 'fails', None: 'has no'}[entry['gof']['fits']]
+  third = ''
+  if panels == 3:
+    lv = {True: 'passes', False: 'fails', None: 'has no'}[law['gof']['fits']]
+    third = (f'; third panel: the interpolants\' joint law (log ε = {law["formula"]}, which {lv} its χ² test), each cell\'s '
+             'geometric-mean error of its interpolants against its prediction by the fit without its fold')
   return png, path, (f'The joint form selected by cross-validation, {name} (ε = {forms.FORMS[name].formula}), which {verdict} '
                      'its χ² goodness-of-fit test: predicted vs measured seed-mean errors at finite n (left, fitted '
-                     'on all cells; right, fitted on the small corner and extrapolated to the rest). Points on the '
-                     'dashed line are predicted exactly.')
+                     'on all cells; middle, fitted on the small corner and extrapolated to the rest)' + third +
+                     '. Points on the dashed line are predicted exactly.')
 
 
 DECOMPOSITION_LINES = (('eps', 'k', 'o', 'ε (measured)'), ('R', 'tab:red', 's', 'realizability R'),

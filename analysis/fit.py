@@ -15,11 +15,12 @@ import math
 import pathlib
 import sys
 
+import ml_collections
 import numpy as np
 from absl import app, flags
 
-from analysis import forms, joint, powerlaw, regions, selection, tables
-from experiments import cli, results
+from analysis import forms, joint, outcome_fit, powerlaw, regions, selection, tables
+from experiments import cli, results, study
 
 
 def curve(x, y_sx, n_boot: int, floor: float) -> dict:
@@ -41,7 +42,7 @@ def joint_cells(g):
   return mm[ok], nn[ok], mean[ok]
 
 
-def joint_forms(g, floor: float, n_boot: int) -> dict:
+def joint_forms(g, floor: float, n_boot: int) -> tuple[dict, forms.Cells]:
   """The joint forms compared on the finite-n cells (`selection.compare`), R(m) the online
   column's seed mean, the cells' own seed scatter, and bootstrap intervals for the selected form."""
   finite = np.isfinite(g['ns'])
@@ -54,12 +55,14 @@ def joint_forms(g, floor: float, n_boot: int) -> dict:
   if out['selected']:
     out['forms'][out['selected']]['interval'] = selection.bootstrap(out['selected'], values_msn, g['ms'], ns, r_m, floor,
                                                                     n_boot=n_boot)
-  return out
+  return out, cells
 
 
-def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('float64'), joint_law=True) -> dict:
+def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('float64'), joint_law=True,
+                    spec=None) -> dict:
   """The variant's learning and width curves; with `joint_law`, also the joint law and forms
-  (most of the cost: every form is cross-validated and extrapolated)."""
+  (most of the cost: every form is cross-validated and extrapolated) and, given its study.Variant
+  `spec`, the training outcomes and their laws (`analysis.outcome_fit`)."""
   g = tables.grid(records, variant=variant)
   finite = np.isfinite(g['ns'])
   ns = g['ns'][finite]
@@ -83,13 +86,16 @@ def analyze_variant(records, variant, n_boot=200, floor=forms.precision_floor('f
   ms_sorted, ns_sorted = np.unique(g['ms']), np.unique(ns)
   corner_m = ms_sorted[max(len(ms_sorted) // 2 - 1, 0)]
   corner_n = ns_sorted[max(len(ns_sorted) // 2 - 1, 0)]
+  compared, cells = joint_forms(g, floor, n_boot // 2)
   out['joint'] = {
       'in_sample': fitted.to_json(),
       'in_sample_log_objective': joint.fit(m, n, eps, objective='log').to_json(),
       'cross_validation': joint.cross_validate(m, n, eps),
       'extrapolation': joint.extrapolate(m, n, eps, m_max=corner_m, n_max=corner_n),
-      **joint_forms(g, floor, n_boot // 2),
+      **compared,
   }
+  if spec is not None:
+    out['outcomes'] = outcome_fit.analyze(records, spec, g, out['joint'], cells)
   return out
 
 
@@ -99,8 +105,10 @@ def analyze(workdir, n_boot=200, joint_law=True) -> dict:
     raise ValueError(f'{workdir} has no finished cells yet')
   cfg = results.read_config(workdir)
   floor = forms.precision_floor(cfg['config']['train']['dtype'])
+  specs = {json.dumps(v.label, sort_keys=True): v for v in study.plan(ml_collections.ConfigDict(cfg['config'])).variants}
   return {'config_hash': cfg['hash'], 'cells': len(records), 'status': tables.status_counts(records),
-          'variants': [analyze_variant(records, v, n_boot, floor, joint_law) for v in tables.variants(records)]}
+          'variants': [analyze_variant(records, v, n_boot, floor, joint_law, specs.get(json.dumps(v, sort_keys=True)))
+                       for v in tables.variants(records)]}
 
 
 def _fmt(v, interval=None):

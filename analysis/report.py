@@ -11,6 +11,7 @@ listed with the reason.
 import collections
 import datetime
 import json
+import math
 import pathlib
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from analysis import ablation, decompose, decomposition_section, figures, fit, forms, sections, tables
+from analysis import (ablation, decompose, decomposition_section, figures, fit, forms, outcome_figures, outcomes,
+                      outcomes_section, sections, tables)
 from experiments import cli, host, results, study
 from teacher_student import teachers
 
@@ -137,6 +139,7 @@ def build(workdir, n_boot=200) -> dict:
       ('4', lambda: figures.decomposition(base_rows, fig_dir)),
       ('5', lambda: figures.exponents(ablation.exponents(fits, config, records), config.ablation.knob, fig_dir)),
       ('6', lambda: figures.nyquist(companion, fig_dir)),
+      ('7', lambda: outcome_figures.shares(base.get('outcomes', {}), fig_dir, base_rows[0]['n_star'] if base_rows else None)),
   ]
   for number, draw in jobs:
     try:
@@ -148,10 +151,44 @@ def build(workdir, n_boot=200) -> dict:
           'drawn': drawn, 'missing': missing, 'companion': companion}
 
 
+def findings(b) -> list[str]:
+  """The report's opening list, for the base variant: each sentence computed from this run."""
+  base = b['fits']['variants'][0]
+  label = json.dumps(base['variant'], sort_keys=True)
+  rows = [r for r in b['rows'] if r['variant'] == label and r['ok'] > 0 and math.isfinite(r['eps'])]
+  out = []
+  past = [r for r in rows if r['R_source'] == 'certificate' and r['past_n_star']]
+  if past:
+    out.append(f'Past n* = {past[0]["n_star"]} (U < {decompose.ZERO:g}) at realizable widths, R = 0 by certificate and '
+               f'U = 0, yet ε spans {min(r["eps"] for r in past):.2g} to {max(r["eps"] for r in past):.2g} over '
+               f'{len(past)} (m, n) cells: all of it learning deficiency.')
+  o = base.get('outcomes', {})
+  if o.get('teacher_width') is not None:
+    collapses = outcomes.collapse(rows, o['teacher_width'], rows[0]['n_star']) if rows else []
+    if collapses:
+      bracket = [c for c in collapses if c['brackets_P']]
+      out.append(f'For {len(bracket)} of {len(collapses)} widths above the teacher\'s, the interpolants\' error falls most '
+                 '(by ' + ', '.join(f'{c["decades"]:.1f}' for c in collapses) + ' decades) between the two sample '
+                 'counts that bracket the student\'s own parameter count P(m)' +
+                 (f', not the teacher\'s n* = {rows[0]["n_star"]}.' if not any(c['brackets_n_star'] for c in bracket) else '.'))
+    out += outcomes_section.findings(o)
+  j = base.get('joint', {})
+  if j.get('selected'):
+    e = j['forms'][j['selected']]
+    scatter = j['seed_scatter']['rms_log10']
+    out.append(f'The best single joint form of the seed mean ({j["selected"]}) '
+               + ('fits' if e['gof']['fits'] else 'does not fit') + f' its χ² test; held out it misses by '
+               f'{sections.fmt(e["cv"]["rms_log10"])} decades ({e["cv"]["rms_log10"] / scatter:.2f}× the seed scatter).')
+  return out
+
+
 def markdown(b) -> str:
   workdir, cfg = b['workdir'], b['cfg']
-  lines = [f'# Teacher–student scaling study: {cfg["config"].get("name") or workdir.name}', '',
-           '## Provenance', '', sections.table(['', ''], list(provenance(workdir, b['records'], cfg).items())), '']
+  lines = [f'# Teacher–student scaling study: {cfg["config"].get("name") or workdir.name}', '']
+  found = findings(b)
+  if found:
+    lines += ['## Findings', ''] + [f'- {f}' for f in found] + ['']
+  lines += ['## Provenance', '', sections.table(['', ''], list(provenance(workdir, b['records'], cfg).items())), '']
   lines += ['## Figures', '']
   for number, png, path_csv, caption in b['drawn']:
     lines += [f'### Figure {number}', '', f'![figure {number}](figures/{png.name})', '',
@@ -163,6 +200,8 @@ def markdown(b) -> str:
     lines += [f'## Fits — variant {v["variant"] or "(base)"}', ''] + sections.fit_tables(v)
     lines += [f'## Decomposition — variant {v["variant"] or "(base)"}', '']
     lines += decomposition_section.section([r for r in b['rows'] if r['variant'] == label])
+    if 'outcomes' in v:
+      lines += outcomes_section.section(v['outcomes'], [r for r in b['rows'] if r['variant'] == label])
   if b['companion']:
     lines += sections.companion_section(b['companion'])
   lines += ['## Config', '', '```json', json.dumps(cfg['config'], indent=1, sort_keys=True), '```', '']

@@ -61,7 +61,7 @@ def fit_tables(fv) -> list[str]:
   rows = [[n, verdict(c), _exponent(c), fmt(c['fit']['a']), fmt(c['fit']['c']), fmt(c['rmse_log'])]
           for n, c in fv['width_curves'].items()]
   out += [table(['n', 'verdict', 'β [95% CI]', 'b', 'c', 'rms log residual'], rows), '']
-  out += _joint_forms(fv['joint'])
+  out += _joint_forms(fv['joint'], fv.get('outcomes', {}).get('mixture'))
   return out
 
 
@@ -72,8 +72,9 @@ def _cv_cell(cv) -> str:
   return f'{fmt(cv["rms_log10"])} (μ {cv["mu"]:+.2g}, σ {cv["sigma"]:.2g})'
 
 
-def _joint_forms(j) -> list[str]:
-  """The joint forms compared out of sample (`analysis.selection`) and the selected one."""
+def _joint_forms(j, mixture=None) -> list[str]:
+  """The joint forms compared out of sample (`analysis.selection`) and the selected one, beside the
+  seed mean predicted from the outcomes (`analysis.outcome_mixture`) where there is one."""
   names = list(j.get('forms', {}))
   if not names:
     return ['**Joint forms:** none could be fitted (too few cells).', '']
@@ -89,6 +90,11 @@ def _joint_forms(j) -> list[str]:
            _cv_cell(e['cv']),
            fmt(e['extrapolation']['rms_log10']), fmt(e['extrapolate_n']['rms_log10']),
            fmt(e['extrapolate_m']['rms_log10'])] for name, e in j['forms'].items()]
+  if mixture:
+    rows.append(['outcome mixture', f'ε = Σ share × outcome mean, on its {mixture["cells"]} cells (m at or above the '
+                 f'teacher\'s width, n/P(m) >= {mixture["ratio_from"]:.3g})', 'see the outcomes section',
+                 fmt(mixture['in_sample']['rms_log10']), fmt(mixture['cv']['rms_log10']), '–',
+                 fmt(mixture['extrapolate_n']['rms_log10']), fmt(mixture['extrapolate_m']['rms_log10'])])
   out += [table(['form', 'formula', 'verdict', 'in-sample', f'{first["cv"]["folds"]}-fold CV (δ)', 'corner',
                   'in n', 'in m'], rows), '']
   scatter = j.get('seed_scatter', {}).get('rms_log10', math.nan)

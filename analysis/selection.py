@@ -47,11 +47,21 @@ def _residuals(fit: forms.FormFit, test: forms.Cells) -> np.ndarray:
   return forms.residuals(fit, scored) if fit.success else np.full(len(scored.eps), np.nan)
 
 
+def cv_residuals(name: str, cells: forms.Cells, *, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
+  """log(ε̂/ε) per cell (C,), each predicted by the fit without its fold (K-fold over cells); NaN
+  at censored cells (bounds, not scored) and where a fit failed."""
+  fold = np.random.default_rng(seed).permutation(len(cells.eps)) % folds
+  out = np.full(len(cells.eps), np.nan)
+  for k in range(folds):
+    held = (fold == k) & ~cells.censored
+    out[held] = _residuals(forms.fit(name, cells.subset(fold != k)), cells.subset(held))
+  return out
+
+
 def cross_validate(name: str, cells: forms.Cells, *, folds: int = FOLDS, seed: int = 0) -> dict:
   """Out-of-fold scores, K-fold over cells (every cell predicted by the fit without its fold)."""
-  fold = np.random.default_rng(seed).permutation(len(cells.eps)) % folds
-  res = [_residuals(forms.fit(name, cells.subset(fold != k)), cells.subset(fold == k)) for k in range(folds)]
-  return {**_summary(np.concatenate(res)), 'folds': folds}
+  res = cv_residuals(name, cells, folds=folds, seed=seed)
+  return {**_summary(res[~cells.censored]), 'folds': folds}
 
 
 def splits(cells: forms.Cells) -> dict:
@@ -97,17 +107,19 @@ def compare(cells: forms.Cells) -> dict:
   return {'forms': out, 'selected': select({n: e['cv'] for n, e in out.items()})}
 
 
-def select(cv: dict) -> str | None:
+def select(cv: dict, sizes: dict | None = None) -> str | None:
   """The one-standard-error rule (Breiman et al. 1984): of the forms whose cv mean squared log10
   error is within one standard error of the lowest, the one with the fewest parameters (a form
-  nesting another fits noise a little better; that is no reason to choose it)."""
+  nesting another fits noise a little better; that is no reason to choose it). sizes: {form:
+  parameter count}, default the joint forms'."""
+  sizes = sizes or {n: len(f.params) for n, f in forms.FORMS.items()}
   scored = {n: c for n, c in cv.items() if math.isfinite(c['rms_log10'])}
   if not scored:
     return None
   best = min(scored, key=lambda n: scored[n]['rms_log10'])
   bound = scored[best]['rms_log10'] ** 2 + scored[best]['mse_se']
   near = [n for n in scored if scored[n]['rms_log10'] ** 2 <= bound]
-  return min(near, key=lambda n: (len(forms.FORMS[n].params), scored[n]['rms_log10']))
+  return min(near, key=lambda n: (sizes[n], scored[n]['rms_log10']))
 
 
 def seed_scatter(values_msn, floor: float, *, n_boot: int = 1000, seed: int = 0) -> dict:

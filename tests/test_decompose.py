@@ -35,7 +35,7 @@ def test_decompose_writes_the_table(workdir):
   for r in rows:
     assert int(r['ok']) + int(r['not_converged']) + int(r['diverged']) == 2   # both seeds counted
     n_star = int(r['n_star'])
-    assert 0 < n_star <= 21                                      # P of the width-4 teacher
+    assert n_star == 25 - 4                                      # P − w of the width-4 teacher on D = 4
     if int(r['ok']) == 0:                                        # nothing converged: nothing averaged
       assert r['eps'] == 'nan' and r['D'] == 'nan'
       continue

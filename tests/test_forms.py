@@ -82,3 +82,47 @@ def test_seed_scatter_matches_the_standard_error_of_the_mean():
 def test_seed_scatter_skips_floor_cells_and_single_seeds():
   values_msn = np.array([[[1e-30, 0.5], [1e-30, np.nan]]])   # (1, 2, 2): floor cell, one-seed cell
   assert selection.seed_scatter(values_msn, floor=1e-28)['cells'] == 0
+
+
+@pytest.mark.parametrize('name', ['realizable', 'additive'])
+def test_bootstrap_intervals_cover_the_true_exponents(name):
+  """20 draws with 10% log-normal noise over 4 seeds: each exponent's 95% interval (seeds
+  resampled) covers its true value in at least 17 (19 expected)."""
+  covered = {p: 0 for p in EXPONENTS[name]}
+  for draw in range(20):
+    rng = np.random.default_rng(draw)
+    values = _law(name)[:, None, :] * np.exp(0.1 * rng.standard_normal((len(MS), 4, len(NS))))
+    interval = selection.bootstrap(name, values, MS, NS, R_M, 0.0, n_boot=30, seed=draw)
+    for p, true in EXPONENTS[name].items():
+      covered[p] += interval[p][0] <= true <= interval[p][1]
+  assert all(c >= 17 for c in covered.values()), covered
+
+
+def test_splits_and_extrapolation_on_an_exact_law():
+  """The grid's masks by hand (6 widths, 9 n's): the corner is m <= 4 (the third width) and
+  n <= 128 (the fourth n), 3 × 4 cells; in n, n <= 4096/8 = 512, 6 × 6 cells; in m, m <= 4, 3 × 9.
+  Fitted on each, the generating form predicts the held-out cells of its exact law within 1e-5."""
+  cells = _cells(_law('realizable'))
+  masks = selection.splits(cells)
+  assert {k: (int(v[0].sum()), v[1]) for k, v in masks.items()} == {
+      'extrapolation': (12, 'm <= 4, n <= 128'), 'extrapolate_n': (36, 'n <= 512'), 'extrapolate_m': (27, 'm <= 4')}
+  assert np.array_equal(masks['extrapolation'][0], (cells.m <= 4) & (cells.n <= 128))
+  for key, (mask, label) in masks.items():
+    out = selection.extrapolate('realizable', cells, mask, label)
+    assert out['fit_cells'] == mask.sum() and out['cells'] == (~mask).sum()
+    assert out['rms_log10'] < 1e-5, key
+
+
+def test_one_standard_error_rule_on_hand_made_scores():
+  """Best: additive at 0.30 decades with a standard error of its mean square of 0.02, so the bound
+  is 0.30² + 0.02 = 0.11, an RMS of 0.3317: realizable (0.33, 3 parameters) is within it and
+  simpler than kaplan (0.32, 4); at 0.34 it is not, and kaplan is chosen; NaN scores are ignored."""
+  cv = {'additive': {'rms_log10': 0.30, 'mse_se': 0.02}, 'kaplan': {'rms_log10': 0.32, 'mse_se': 0.02},
+        'realizable': {'rms_log10': 0.33, 'mse_se': 0.02}, 'envelope': {'rms_log10': float('nan'), 'mse_se': 0.0}}
+  assert selection.select(cv) == 'realizable'
+  cv['realizable']['rms_log10'] = 0.34
+  assert selection.select(cv) == 'kaplan'
+  assert selection.select({'envelope': {'rms_log10': float('nan'), 'mse_se': 0.0}}) is None
+  # Given sizes, any family of forms follows the same rule.
+  assert selection.select({'a': {'rms_log10': 0.2, 'mse_se': 0.0}, 'b': {'rms_log10': 0.2, 'mse_se': 0.0}},
+                          {'a': 3, 'b': 2}) == 'b'

@@ -65,7 +65,7 @@ def _mean(recs, **where):
 def test_every_figure_is_drawn(report):
   workdir, _ = report
   names = ['fig1_learning_curves', 'fig2_width_curves', 'fig3_joint_fit', 'fig4_decomposition',
-           'fig5_exponents', 'fig6_nyquist']
+           'fig5_exponents', 'fig6_nyquist', 'fig7_outcomes']
   for name in names:
     png = workdir / 'figures' / f'{name}.png'
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -198,11 +198,11 @@ def test_recovery_counts_interpolants_and_recoveries_per_width():
   """Hand count: width 8 has 3 + 2 students at the training floor (one more stationary), 1 of them
   recovered; the others' smallest test error is the smaller of the two cells' minima."""
   from analysis import decomposition_section
-  rows = [{'m': 8, 'ok': 4, 'stationary': 1, 'recovered': 1, 'interpolant_min': 3e-9},
-          {'m': 8, 'ok': 2, 'stationary': 0, 'recovered': 0, 'interpolant_min': 2e-8},
-          {'m': 16, 'ok': 3, 'stationary': 3, 'recovered': 0, 'interpolant_min': float('nan')}]
+  rows = [{'m': 8, 'ok': 4, 'stationary': 1, 'recovered': 1, 'interpolant_min': 3e-9, 'tau': 3e-15},
+          {'m': 8, 'ok': 2, 'stationary': 0, 'recovered': 0, 'interpolant_min': 2e-8, 'tau': 3e-15},
+          {'m': 16, 'ok': 3, 'stationary': 3, 'recovered': 0, 'interpolant_min': float('nan'), 'tau': 3e-15}]
   text = ' '.join(decomposition_section._recovery(rows))
-  assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text
+  assert 'm = 8: 1 of 5 (the others\' test errors from 3e-09)' in text and 'τ = 3e-15' in text
   assert 'm = 16: none at the training floor' in text
 
 
@@ -257,3 +257,28 @@ def test_provenance_names_the_software_and_a_mix_of_it():
   mixed = report_module.software([{'software': new}] * 3 + [{'software': old}] + [{}])
   assert mixed == ('python 3.11.7, platform Linux, jax 0.10.2, numpy 2.4.6 (3 cells); '
                    'python 3.11.7, platform Linux, jax 0.10.1, numpy 2.4.6 (1 cells); not recorded (1 cells)')
+
+
+def test_decomposition_rows_against_hand_computed_values(report):
+  """ε, R, D_optimization and the outcome counts of decomposition.csv, computed here from LAW: the
+  records' test errors are LAW(m, n, seed), their training errors a tenth of that (above the floor:
+  every converged student is stationary), and seed 1 at m = 2, n = 8 did not converge."""
+  workdir, _ = report
+  rows = {(r['variant'], int(r['m']), int(r['n'])): r for r in csv.DictReader(open(workdir / 'decomposition.csv'))}
+  variant = json.dumps({'teacher.depth': 1})
+  for m in (2, 4, 8):
+    # R: 0 by certificate from the teacher's width 4; below it the best online seed (seed 0's
+    # factor 1 − 0.025 is the smaller).
+    big_r = 0.0 if m >= 4 else LAW(m, float('inf'), 0)
+    for n in (8, 32, 128):
+      r = rows[variant, m, n]
+      seeds = [0] if (m, n) == (2, 8) else [0, 1]
+      eps = [LAW(m, n, s) for s in seeds]
+      assert float(r['eps']) == pytest.approx(np.mean(eps), rel=1e-12)
+      assert float(r['R']) == pytest.approx(big_r, rel=1e-12, abs=0)
+      assert float(r['D_optimization']) == pytest.approx(np.mean(eps) / 10 - big_r, rel=1e-9, abs=1e-15)
+      assert float(r['D']) == pytest.approx(np.mean(eps) - big_r - float(r['U']), rel=1e-9, abs=1e-15)
+      assert (int(r['stationary_count']), int(r['interpolant_count']), int(r['recovered_count'])) == (len(seeds), 0, 0)
+      assert float(r['stationary_share']) == 1.0 and float(r['stationary_mean']) == pytest.approx(np.mean(eps))
+      # Wilson's interval for k = n: [n / (n + z²), 1].
+      assert float(r['stationary_share_lo']) == pytest.approx(len(seeds) / (len(seeds) + 1.959963984540054 ** 2))

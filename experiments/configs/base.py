@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       ns=(16, 32, 64, 128, 256, 512, 1024, 2048), online=True, n_test=1 << 14,
       test_seed=1 << 20, max_n=1 << 20, noise_std=0.0))
-  c.seeds = 6
+  c.seeds = 12
   c.train = ml_collections.ConfigDict(dict(
       optimizer='adam', learning_rate=1e-2, schedule='cosine', momentum=0.0, steps=4000,
       batch_size=0, tol=1e-9, plateau_rtol=0.0, patience=4, check_every=500, online_batch=256,

@@ -1,5 +1,5 @@
 """The quick CPU study `./run.sh` runs: a realizable ReLU teacher (width 4, D = 4) and students of
-widths 1..32 (under- and over-parameterized) on n = 16..2048 and the online column, 6 seeds."""
+widths 1..32 (under- and over-parameterized) on n = 16..2048 and the online column, 12 seeds."""
 
 from experiments.configs import base
 
