@@ -12,6 +12,7 @@ In one run, for three fixed cell classes (tiny, medium, large), times in float32
     per-step host round trip, which the engine can only beat by batching,
   - if PyTorch is importable, the same students in PyTorch (`benchmark_torch`: stacked, bmm),
   - the machine's dense matmul (float32, jnp.dot) in the same process,
+  - the second phase's factorization against the float64 matmul (`benchmark_factor`),
 and reports student-steps/s, achieved FLOP/s (6 · n · weights per student-step, padding not
 counted), their ratios, compile time apart from run time (every loop's programs are compiled
 ahead of time and not counted in its run time; nor are the loops' initial parameters and pools,
@@ -43,7 +44,7 @@ import numpy as np
 import optax
 from absl import app, flags
 
-from experiments import benchmark_torch, cli, launch_cost, time_to_floor
+from experiments import benchmark_factor, benchmark_torch, cli, launch_cost, time_to_floor
 from experiments.configs import quick
 from teacher_student import data, engine, evaluation, inputs, sequential, students, teachers, train_spec
 
@@ -247,6 +248,9 @@ def main(argv):
           f'({t["two_phase_at_floor"]} at the floor), first order alone {t["first_order_seconds"]:.1f} s '
           f'({t["first_order_at_floor"]} at the floor after {t["first_order_steps"]} steps): ratio '
           f'{"≥ " if t["ratio_is_lower_bound"] else ""}{t["ratio"]:.1f}x', file=sys.stderr)
+  if flags.FLAGS.factorization:
+    report['factorization'] = benchmark_factor.measure()
+    print(benchmark_factor.table(report['factorization']), end='', file=sys.stderr)
   out.write_text(json.dumps(report, indent=1) + '\n')
   print(table(report), end='')
 
@@ -255,6 +259,8 @@ if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Where to write the JSON report.')
   flags.DEFINE_list('classes', list(CLASSES), 'Cell classes to run.')
   flags.DEFINE_string('table_from', None, 'Print the markdown table of this JSON report and exit (no run).')
+  flags.DEFINE_bool('factorization', True, 'Also time the second phase\'s blocked Cholesky factorization against '
+                    'the float64 matmul rate and the column loop (experiments.benchmark_factor).')
   flags.DEFINE_bool('time_to_floor', True, 'Also time the quick study\'s realizable students to the training-error '
                     'floor, two phases vs first order alone (experiments.time_to_floor).')
   app.run(main, flags_parser=cli.parse_flags)

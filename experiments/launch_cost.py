@@ -13,8 +13,9 @@ with P the program's student (narrower students train padded to it). Memory per 
 vmapped training steps' (`batch_budget.step_bytes`), the pools and test set, and the second
 phase's Jacobian and matrix (LM, its dual) or curvature pairs (L-BFGS), with the replicates a
 device trains together (`batch_budget.replicate_batch`). The time: the FLOPs at the devices'
-measured matmul rate, except the second phase's Cholesky solves (`second_order.spd_solve`, a column
-loop bound by memory, not by matmul), which are timed here with every device solving at once.
+measured matmul rate, except the second phase's Cholesky solves (`cholesky.solve`: blocked
+products, but a column loop on each diagonal block whose fixed cost per column the FLOPs miss),
+which are timed here with every device solving at once.
 Compilation and each step's fixed overhead are not counted: where students are big the time is high
 when cells stop early, where they are small (overhead-bound steps) it can be low all the same.
 """
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import results, study
-from teacher_student import batch_budget, lbfgs, second_order, sharding, students, teachers
+from teacher_student import batch_budget, cholesky, lbfgs, second_order, sharding, students, teachers
 
 SOLVE_TIMED_UP_TO = 2048   # larger solves are timed at this size and scaled by size³ (memory-bound)
 SolveTime = Callable[[int], float]   # size -> seconds for one Cholesky solve of a size × size system
@@ -66,11 +67,11 @@ def matmul_flops(dtype=jnp.float32, size=2048, repeats=10) -> float:
 
 
 def solve_seconds(size: int, dtype=jnp.float32) -> float:
-  """Seconds for one `second_order.spd_solve` of a size × size system on one device while every
-  local device solves one at once, as in a sweep (CPU devices share the memory bandwidth its column
-  loop is bound by)."""
+  """Seconds for one `cholesky.solve` of a size × size system on one device while every
+  local device solves one at once, as in a sweep (CPU devices share the memory bandwidth and the
+  cores)."""
   devices = jax.local_devices()
-  solve = jax.jit(sharding.shard_program(jax.vmap(second_order.spd_solve), devices,
+  solve = jax.jit(sharding.shard_program(jax.vmap(cholesky.solve), devices,
                                          (sharding.BY_REPLICATE,) * 2, sharding.BY_REPLICATE))
   a, b = sharding.place_by_replicate(devices, np.broadcast_to(2 * np.eye(size, dtype=dtype), (len(devices), size, size)),
                                      np.ones((len(devices), size), dtype))

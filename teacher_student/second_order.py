@@ -28,6 +28,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from teacher_student import cholesky
 from teacher_student import dual_lm
 from teacher_student import inputs as inputs_lib
 from teacher_student import lbfgs
@@ -44,28 +45,6 @@ PROBE_BATCH = 8        # directions evaluated together
 KINK_PAIRS = 64       # (point, unit) pairs nearest a ReLU kink that a step may hold on it
 KINK_RTOL = 1e-4      # |z| below this, relative to the rms unit input, is on the kink
 KINK_WEIGHT = 1e4     # the hold's weight, relative to the normal matrix's largest entry
-
-
-def spd_solve(a_pp: jax.Array, b_p: jax.Array) -> jax.Array:
-  """x = a⁻¹ b for a symmetric positive definite a (P × P), by Cholesky and two substitutions
-  written as XLA loops: LAPACK custom calls inside the per-device while-loops of a sharded
-  program deadlocked XLA:CPU's thread pool. A matrix that is not positive definite gives NaN."""
-  size = a_pp.shape[0]
-  idx = jnp.arange(size)
-
-  def column(j, low):   # column j of the factor, from the columns before it
-    col = a_pp[:, j] - low @ low[j]
-    return low.at[:, j].set(jnp.where(idx >= j, col / jnp.sqrt(col[j]), 0.0))
-  low = jax.lax.fori_loop(0, size, column, jnp.zeros_like(a_pp))
-
-  def forward(i, y):    # low y = b
-    return y.at[i].set((b_p[i] - low[i] @ y) / low[i, i])
-  y = jax.lax.fori_loop(0, size, forward, jnp.zeros_like(b_p))
-
-  def backward(k, x):   # lowᵀ x = y, from the last row up
-    i = size - 1 - k
-    return x.at[i].set((y[i] - low[:, i] @ x) / low[i, i])
-  return jax.lax.fori_loop(0, size, backward, jnp.zeros_like(b_p))
 
 
 class Refined(NamedTuple):
@@ -162,7 +141,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
   start = jnp.where(jnp.asarray(first_reason) == loop.DIVERGED, loop.DIVERGED, loop.RUNNING).astype(jnp.int32)
   how = method(theta0.shape[0], jax.eval_shape(residuals, theta0).shape[0], train)
   if how != 'lm':
-    done = (dual_lm.minimize(residuals, prob.jacobian, theta0, train, spd_solve, start) if how == 'dual_lm'
+    done = (dual_lm.minimize(residuals, prob.jacobian, theta0, train, cholesky.solve, start) if how == 'dual_lm'
             else lbfgs.minimize(residuals, theta0, train, start))
     return Refined(unravel(done.theta), done.steps, done.reason, done.loss, done.grad_norm)
 
@@ -176,13 +155,13 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     eye = jnp.eye(theta.shape[0], dtype=dtype)
     scale = jnp.maximum(jnp.max(jnp.diag(normal)), jnp.finfo(dtype).tiny)
     damped = normal + lam * scale * eye
-    candidate = theta + spd_solve(damped, -grad)
+    candidate = theta + cholesky.solve(damped, -grad)
     r_new = residuals(candidate)
     loss_new = jnp.sum(r_new**2)
     if student.kinked:   # also a step that keeps kinked points on their kinks (`kink_rows`); the better one
       c_kp, z_k = kink_rows(student, prob, theta)
       mu = KINK_WEIGHT * scale / jnp.maximum(jnp.max(jnp.sum(c_kp**2, axis=1)), jnp.finfo(dtype).tiny)
-      held = theta + spd_solve(damped + mu * c_kp.T @ c_kp, -(grad + mu * c_kp.T @ z_k))
+      held = theta + cholesky.solve(damped + mu * c_kp.T @ c_kp, -(grad + mu * c_kp.T @ z_k))
       r_held = residuals(held)
       loss_held = jnp.sum(r_held**2)
       use = jnp.isfinite(loss_held) & ~(loss_held >= loss_new)

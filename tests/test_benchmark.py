@@ -53,3 +53,15 @@ def test_time_to_floor_counts_interpolating_students_at_the_floor():
   assert out['first_order_steps'] == time_to_floor.FIRST_ORDER_CAP * 300
   with pytest.raises(ValueError, match='does not contain the teacher'):
     time_to_floor.measure(tiny_config(train__dtype='float64'), m=2, n=8)
+
+
+def test_factorization_benchmark_rows():
+  """Its bookkeeping on two small sizes: the fraction is (P³/3) / seconds / matmul rate, the
+  factor matches LAPACK's, and the column loop is timed up to its cap."""
+  from experiments import benchmark_factor
+  rows = benchmark_factor.measure(sizes=(64, 1100), rounds=1)
+  for r in rows:
+    assert r['fraction_of_matmul'] == pytest.approx(r['size'] ** 3 / 3 / r['seconds'] / r['matmul_flops'])
+    assert r['max_error_vs_lapack'] < 1e-8
+  assert 'speedup_vs_column_loop' in rows[0] and 'speedup_vs_column_loop' not in rows[1]
+  assert '| 64 |' in benchmark_factor.table(rows)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import teacher_and_test_set
-from teacher_student import data, engine, second_order, students, teachers
+from teacher_student import data, engine, second_order, sequential, students, teachers
 from teacher_student.train_spec import TrainSpec
 
 TANH_TEACHER = teachers.TeacherSpec('mlp', depth=1, width=4, activation='tanh', gain=1.4, bias_scale=0.3, seed=1)
@@ -101,15 +101,6 @@ def test_lbfgs_certifies_the_under_parameterized_students_minimum():
     assert float(jnp.sum(prob.residuals(prob.theta0) ** 2)) > 1e-3
 
 
-def test_spd_solve_matches_the_closed_form(x64):
-  """The loop-written Cholesky solve against a system with a known solution (float64: 1e-10)."""
-  rng = np.random.default_rng(0)
-  a = rng.normal(size=(60, 40))
-  spd = a.T @ a + 1e-3 * np.eye(40)
-  x_true = rng.normal(size=40)
-  np.testing.assert_allclose(jax.jit(second_order.spd_solve)(spd, spd @ x_true), x_true, rtol=1e-10, atol=1e-10)
-
-
 def test_kink_rows_find_a_point_on_a_kink_and_its_hand_derived_gradient(x64):
   """Width 2, D = 4: unit 0's bias is set so that point 3 sits on its kink (z = 0). The hold's
   row is ∂z/∂θ = (x_3 on unit 0's weights, 1 on its bias, 0 elsewhere); no other pair is held."""
@@ -127,3 +118,27 @@ def test_kink_rows_find_a_point_on_a_kink_and_its_hand_derived_gradient(x64):
   want['params']['Dense_0']['kernel'] = want['params']['Dense_0']['kernel'].at[:, 0].set(x[3])
   want['params']['Dense_0']['bias'] = want['params']['Dense_0']['bias'].at[0].set(1.0)
   np.testing.assert_allclose(c_kp[held[0]], jax.flatten_util.ravel_pytree(want)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize('width', [8, 2])   # reaches the floor; stops at stationary points
+def test_second_phase_grid_matches_one_at_a_time_over_shuffled_columns(relu_teacher, width):
+  """Both phases, the grid program against each student trained alone (`sequential`), on sample
+  counts in shuffled order with the online column among them: the same stop and step counts, and
+  the same errors up to reduction order (amplified near the floor, hence an absolute 1e-12). At a
+  stationary point the certificate's last step may come one step apart: whether a step lowers L by
+  just under or over loop.STALL_RTOL is decided by the last bits."""
+  t, x, y = relu_teacher
+  with jax.enable_x64(True):
+    st = students.make_student(students.StudentSpec(width=width), t)
+    train = dataclasses.replace(TRAIN, steps=300, check_every=100, second_order_steps=200)
+    kw = dict(seeds=[0, 1], ns=[200, 8, None, 40], x_test=x, y_test=y)
+    grid, alone = engine.train_grid(st, train, **kw), sequential.train_sequential(st, train, **kw)
+  np.testing.assert_array_equal(grid['stop'], alone['stop'])
+  np.testing.assert_array_equal(grid['steps'], alone['steps'])
+  floor = grid['stop'] == 'tolerance'
+  np.testing.assert_array_equal(grid['second_order_steps'][floor], alone['second_order_steps'][floor])
+  assert np.all(np.abs(grid['second_order_steps'] - alone['second_order_steps']) <= 1)
+  assert np.all(grid['second_order_steps'] > 0)
+  for key in ('test_error', 'train_error'):
+    np.testing.assert_allclose(grid[key], alone[key], rtol=1e-6, atol=1e-12, err_msg=key)
+  assert len(np.unique(grid['test_error'][0])) == 4     # four different students per replicate
