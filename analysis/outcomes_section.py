@@ -31,8 +31,12 @@ def width_term(law) -> str | None:
   if e is None:
     return None
   lo, hi = e['interval']['gamma']
-  said = 'includes 0: no dependence on width is detected' if lo <= 0 <= hi else 'excludes 0'
-  return f'in the form with both terms, γ = {_interval(e, "gamma")} ({said})'
+  where = '' if law.get('selected') == 'n_m' else 'in the form with both terms, '
+  if lo <= 0 <= hi:
+    return f'{where}γ = {_interval(e, "gamma")}: its interval includes 0, no dependence on width is detected'
+  worse = 'worse' if e['params']['gamma'] < 0 else 'better'
+  return (f'{where}γ = {_interval(e, "gamma")}: at fixed n a wider student\'s interpolants are {worse}, '
+          f'ε ∝ m^{-e["params"]["gamma"]:.2g}')
 
 
 def collapse_sentences(rows, teacher_width) -> list[str]:
@@ -100,9 +104,8 @@ def interpolants_lines(law) -> list[str]:
           f'CV (one-standard-error rule), log ε = {e["formula"]}; '
           f'{_gof(e["gof"])}. ')
   if e['gof'].get('fits'):
-    head += f'α = {_interval(e, "alpha")} (95%)' + (f', γ = {_interval(e, "gamma")}' if 'gamma' in e['params'] else '')
     wt = width_term(law)
-    head += (f'; {wt}. ' if wt and e['selected'] != 'n_m' else '. ')
+    head += f'α = {_interval(e, "alpha")} (95%)' + (f'; {wt}. ' if wt else '. ')
   else:
     head += 'Its exponents are not quoted. '
   head += (f'Held out, it misses by {fmt(e["cv"]["rms_log10"])} decades RMS (CV), against its cells\' RMS seed standard '
@@ -171,11 +174,14 @@ def mixture_lines(x) -> list[str]:
     own = x['with_cell_shares']['rms_log10']
     line += (f' It misses by more than 1.2× the scatter. With each cell\'s own measured outcome shares in place of the '
              f'share models, it misses by {fmt(own)}: ' +
-             (f'most of the miss is in the shares, which {x["seeds_per_cell"]} seeds per cell measure in steps of '
+             (f'{1 - own ** 2 / cv ** 2:.0%} of its mean squared miss is in the shares, which {x["seeds_per_cell"]} '
+              f'seeds per cell measure in steps of '
               f'1/{x["seeds_per_cell"]}' + (f', while a stationary student\'s error sits {fmt(x["stationary_over_interpolant_log10"], 2)} '
               'decades above the interpolants\' in the cells that have both (median), so one such student more or less '
               'moves the cell\'s mean by about that much.' if math.isfinite(x['stationary_over_interpolant_log10']) else '.')
               if own < 0.75 * cv else 'the outcome laws themselves, not only the shares, miss these cells.'))
+    if own < 0.75 * cv and own > 1.2 * scatter:
+      line += ' The rest is in the outcome laws.'
   return [line, '']
 
 
@@ -186,9 +192,9 @@ def findings(o: dict) -> list[str]:
   if law.get('selected') and law['gof'].get('fits'):
     wt = width_term(law)
     out.append(f'Interpolants (training error at the floor, teacher not recovered) at widths above the teacher\'s follow '
-               f'log ε = {law["formula"]} from n/P(m) >= {law["ratio_from"]:.3g}: α = {_interval(law, "alpha")}'
+               f'log ε = {law["formula"]} past their collapse: α = {_interval(law, "alpha")}'
                + (f'; {wt}' if wt else '') + f'; held out within {fmt(law["cv"]["rms_log10"])} decades '
-               f'(seed SE {fmt(law["seed_se_log10"])}).')
+               f'(their cells\' seed SE: {fmt(law["seed_se_log10"])}).')
   s = o.get('stationary_share', {})
   if s.get('fitted'):
     out.append(f'{s["share"]:.0%} of the converged students at realizable widths end at stationary points; '
