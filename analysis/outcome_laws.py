@@ -19,6 +19,7 @@ from analysis import outcomes, powerlaw, selection, tables
 
 MIN_INTERPOLANTS = 4   # per cell: fewer make its log standard error too unsteady to weight by
 MIN_CELLS = 6          # a law's cells: its 2-3 parameters plus 3 degrees of freedom for its χ² test
+COLLAPSE_FACTOR = 2.0  # a collapse falls at least this many times further than the other steps
 LN10 = math.log(10)
 
 # The interpolants' joint forms: log ε = θ · features(n, m, P); the simplest that is not worse
@@ -155,20 +156,33 @@ def regime_start(cells: LogCells, form: str = 'n_m') -> float | None:
 
 def collapse_ends(seeds: Seeds, teacher_width: int) -> dict:
   """{m: the first n past the collapse} per width above the teacher's: of consecutive sample counts
-  with interpolants, the pair between which their geometric-mean error falls most ends there."""
+  with interpolants, the pair between which their geometric-mean error falls most ends there, if
+  that fall is a collapse: at least a decade and COLLAPSE_FACTOR times the median of the others
+  (a power law falls by the same amount at every step of a log-spaced grid: no collapse, no cut)."""
   out = {}
   for m in np.unique(seeds.m[seeds.m > teacher_width]):
     cells = log_cells(seeds.subset((seeds.outcome == 'interpolant') & (seeds.m == m)), 1)
-    if len(cells.n) >= 2:
-      out[int(m)] = float(cells.n[1:][np.argmin(np.diff(cells.log_mean))])
+    if len(cells.n) < 2:
+      continue
+    falls = -np.diff(cells.log_mean) / LN10
+    k = int(np.argmax(falls))
+    others = np.delete(falls, k)
+    if falls[k] >= 1.0 and (not len(others) or falls[k] >= COLLAPSE_FACTOR * max(np.median(others), 0.0)):
+      out[int(m)] = float(cells.n[k + 1])
   return out
+
+
+def past_collapse(seeds: Seeds, teacher_width: int) -> np.ndarray:
+  """Per student: at a width above the teacher's, at or past its width's collapse (every n where
+  there is none); True at the other widths."""
+  ends = collapse_ends(seeds, teacher_width)
+  return np.array([m <= teacher_width or n >= ends.get(m, 0) for m, n in zip(seeds.m.tolist(), seeds.n.tolist())], bool)
 
 
 def interpolant_cells(seeds: Seeds, teacher_width: int) -> LogCells:
   """The cells of interpolants at widths above the teacher's and past their width's collapse
   (`collapse_ends`), MIN_INTERPOLANTS or more each."""
-  ends = collapse_ends(seeds, teacher_width)
-  past = np.array([m in ends and n >= ends[m] for m, n in zip(seeds.m.tolist(), seeds.n.tolist())], bool)
+  past = past_collapse(seeds, teacher_width) & (seeds.m > teacher_width)
   return log_cells(seeds.subset((seeds.outcome == 'interpolant') & past), MIN_INTERPOLANTS)
 
 

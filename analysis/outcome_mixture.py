@@ -8,7 +8,8 @@ stationary error at width m (pooled over the widths above the teacher's where m 
 recovered students' mean error, ε_i the interpolants' law as a mean (a log-normal's: the law's
 geometric mean times exp(σ²/2), σ² the pooled within-cell variance of log ε).
 
-It applies where its laws do: realizable widths, n/P(m) past the interpolants' regime start. It
+It applies where its laws do: realizable widths, past each width's collapse and the interpolants'
+regime start in n/P(m). It
 is scored there by the joint forms' splits (5-fold CV over cells, extrapolation in n and in m),
 every part refitted on the fitted students only, against the same cells' seed scatter.
 """
@@ -60,9 +61,10 @@ def predict(fit: outcome_laws.Seeds, m, n, P, *, teacher_width: int, ratio_from:
 
 
 def domain_cells(seeds: outcome_laws.Seeds, teacher_width: int, ratio_from: float) -> dict:
-  """The cells where the mixture applies: m, n, P (C,), their seed means, standard errors and
-  counts, and the students' test errors as (C, S) padded with NaN (for the seed scatter)."""
-  keep = (seeds.m >= teacher_width) & (seeds.n / seeds.P >= ratio_from)
+  """The cells where the mixture applies (realizable widths from n/P(m) >= ratio_from, and above
+  the teacher's width past the width's collapse, `outcome_laws.collapse_ends`): m, n, P (C,),
+  their seed means, and the students' test errors as (C, S) padded with NaN (for the seed scatter)."""
+  keep = (seeds.m >= teacher_width) & (seeds.n / seeds.P >= ratio_from) & outcome_laws.past_collapse(seeds, teacher_width)
   keys = sorted(set(zip(seeds.m[keep].tolist(), seeds.n[keep].tolist())))
   values = [seeds.test[(seeds.m == m) & (seeds.n == n)] for m, n in keys]
   width = max((len(v) for v in values), default=0)

@@ -162,7 +162,8 @@ def mixture_lines(x) -> list[str]:
   one = x.get('one_form', {})
   cv = x['cv']['rms_log10']
   line = (f'**The seed mean predicted from the outcomes** (ε̂ = Σ share × outcome mean, on the {x["cells"]} cells at '
-          f'realizable widths from n/P(m) >= {x["ratio_from"]:.3g}; every part refitted without the held-out cells): '
+          f'realizable widths past their width\'s collapse and from n/P(m) >= {x["ratio_from"]:.3g}; every part refitted '
+          'without the held-out cells): '
           f'{fmt(cv)} decades RMS held out (CV), {_or_undetermined(x["extrapolate_n"]["rms_log10"])} extrapolated in n '
           f'({x["extrapolate_n"]["fit_on"]}), {_or_undetermined(x["extrapolate_m"]["rms_log10"])} in m '
           f'({x["extrapolate_m"]["fit_on"]}); '

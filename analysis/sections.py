@@ -92,7 +92,7 @@ def _joint_forms(j, mixture=None) -> list[str]:
            fmt(e['extrapolate_m']['rms_log10'])] for name, e in j['forms'].items()]
   if mixture:
     rows.append(['outcome mixture', f'ε = Σ share × outcome mean, on its {mixture["cells"]} cells (m at or above the '
-                 f'teacher\'s width, n/P(m) >= {mixture["ratio_from"]:.3g})', 'see the outcomes section',
+                 f'teacher\'s width, past the collapse, n/P(m) >= {mixture["ratio_from"]:.3g})', 'see the outcomes section',
                  fmt(mixture['in_sample']['rms_log10']), fmt(mixture['cv']['rms_log10']), '–',
                  fmt(mixture['extrapolate_n']['rms_log10']), fmt(mixture['extrapolate_m']['rms_log10'])])
   out += [table(['form', 'formula', 'verdict', 'in-sample', f'{first["cv"]["folds"]}-fold CV (δ)', 'corner',
