@@ -221,9 +221,12 @@ def table(report: dict) -> str:
                 f'| {spread("speedup_vs_loop")} | {spread("speedup_vs_fused_loop")} | {torch} '
                 f'| {r["engine_compile_seconds"]:.1f} | {r["results_match_loop"]} |')
   m = report['machine']
-  return '\n'.join(rows) + (f'\n\nMachine: {m["platform"]}, {m["cpus"]} CPUs, {len(m["devices"])} JAX devices, '
-                            f'jax {m["jax"]}, torch {m["torch"] or "absent"}; dense float32 matmul '
-                            f'{report["matmul_flops"] / 1e9:.1f} GFLOP/s.\n')
+  out = '\n'.join(rows) + (f'\n\nMachine: {m["platform"]}, {m["cpus"]} CPUs, {len(m["devices"])} JAX devices, '
+                           f'jax {m["jax"]}, torch {m["torch"] or "absent"}; dense float32 matmul '
+                           f'{report["matmul_flops"] / 1e9:.1f} GFLOP/s.\n')
+  if 'factorization' in report:
+    out += '\nThe second phase\'s factorization (float64, one device):\n\n' + benchmark_factor.table(report['factorization'])
+  return out
 
 
 def main(argv):
@@ -250,7 +253,6 @@ def main(argv):
           f'{"≥ " if t["ratio_is_lower_bound"] else ""}{t["ratio"]:.1f}x', file=sys.stderr)
   if flags.FLAGS.factorization:
     report['factorization'] = benchmark_factor.measure()
-    print(benchmark_factor.table(report['factorization']), end='', file=sys.stderr)
   out.write_text(json.dumps(report, indent=1) + '\n')
   print(table(report), end='')
 
