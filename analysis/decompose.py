@@ -130,9 +130,7 @@ def decompose_variant(records, variant, config) -> list[dict]:
   ens_records = [r for r in records if r['kind'] == 'ensemble' and json.dumps(r['variant'], sort_keys=True) == label]
   members = lambda n, key: sum(r.get(key, 0) for r in ens_records if r['n'] == n)
   floor = variant.train.floor
-  certified_m = [students.certified_realizable(variant.student(int(m)), variant.teacher) for m in g['ms']]
-  at_floor = (tr['values'] <= floor) & np.asarray(certified_m)[:, None, None]
-  tau = outcomes.recovery_threshold(g['values'][at_floor], floor).tau
+  tau = outcomes.of_variant(g, tr, variant).threshold.tau   # the outcome laws' (outcome_fit)
   rows = []
   for i, m in enumerate(g['ms']):
     r_online = r_online_se = float('nan')
@@ -141,7 +139,7 @@ def decompose_variant(records, variant, config) -> list[dict]:
       if np.isfinite(errs).any():
         best = int(np.nanargmin(errs))
         r_online, r_online_se = float(errs[best]), float(se_test['values'][i][best, online][0])
-    certified = certified_m[i]
+    certified = students.certified_realizable(variant.student(int(m)), variant.teacher)
     r, r_se = (0.0, 0.0) if certified else (r_online, r_online_se)
     for j, n in enumerate(ns):
       col = list(g['ns']).index(n)

@@ -10,10 +10,11 @@ from analysis import figures, outcomes
 COLORS = {'recovered': 'tab:green', 'interpolant': 'tab:blue', 'stationary': 'tab:red'}
 
 
-def shares(o: dict, out_dir, n_star=None):
+def shares(o: dict, cells, out_dir, n_star=None):
   """Figure 7: per (m, n) cell a bar of the outcome shares (recovered, interpolant, stationary,
-  stacked bottom to top), the curve n = P(m) and the teacher's width."""
-  cells = o.get('cells', [])
+  stacked bottom to top), the curve n = P(m) and the teacher's width. o: the variant's outcomes
+  (fits.json); cells: its decomposition rows (the per-(m, n) outcome columns)."""
+  cells = [c for c in cells if c['recovered_count'] + c['interpolant_count'] + c['stationary_count']]
   if not cells:
     raise figures.CannotDraw('no converged student cells')
   ms, ns = sorted({c['m'] for c in cells}), sorted({c['n'] for c in cells})
@@ -43,7 +44,7 @@ def shares(o: dict, out_dir, n_star=None):
   ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0))
   columns = ['m', 'n', 'P'] + [f'{o}_{k}' for o in outcomes.OUTCOMES for k in ('count', 'share', 'share_lo', 'share_hi')]
   png, path = figures._save(fig, out_dir, 'fig7_outcomes', [{k: c[k] for k in columns} for c in cells], columns)
-  t = o['tau']['tau']
+  t = cells[0]['tau']
   return png, path, (f'The outcome shares of the converged students per (m, n): recovered (green; test error at or below '
                      f'τ = {t:.2g}), interpolant (blue; training error at the floor, test error above τ), stationary (red; '
                      'a certified stationary point above the floor), stacked in each cell to its full height; the black '

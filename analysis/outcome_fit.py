@@ -2,8 +2,7 @@
 fits.json's variants[i].outcomes.
 
   tau, tau_sensitivity   the recovery threshold, its gap, and the outcome counts at τ/100, τ, τ·100
-  cells                  per (m, n): each outcome's count, share (95% Wilson interval), mean and
-                         geometric mean of ε; which outcome sets the seed mean (`dominant`)
+                         (the per-(m, n) shares are decomposition.csv's, `analysis.decompose`)
   interpolants           the interpolants' joint law: the selected form's params, intervals, gof,
                          cv, extrapolate_n, extrapolate_m (each with rms_log10), seed_se_log10,
                          and every form under 'forms'
@@ -18,15 +17,6 @@ import numpy as np
 from analysis import forms, outcome_laws, outcome_mixture, outcomes, selection, tables
 
 
-def _cell_rows(seeds: outcome_laws.Seeds) -> list[dict]:
-  rows = []
-  for m, n in sorted(set(zip(seeds.m.tolist(), seeds.n.tolist()))):
-    sel = (seeds.m == m) & (seeds.n == n)
-    rows.append({'m': int(m), 'n': int(n), 'P': int(seeds.P[sel][0]),
-                 **outcomes.cell_columns(seeds.outcome[sel], seeds.test[sel])})
-  return rows
-
-
 def _one_form_on(joint: dict, g_cells: forms.Cells, domain: dict) -> dict:
   """The selected joint form's 5-fold CV error on the mixture's domain cells (same folds as its
   own CV over all cells)."""
@@ -38,7 +28,7 @@ def _one_form_on(joint: dict, g_cells: forms.Cells, domain: dict) -> dict:
   idx = [at[c] for c in zip(domain['m'].tolist(), domain['n'].tolist()) if c in at]
   r = res[idx]
   r = r[np.isfinite(r)]
-  return {'form': name, 'cells': len(r), 'rms_log10': float(np.sqrt(np.mean((r / np.log(10)) ** 2))) if len(r) else float('nan')}
+  return {'form': name, 'cells': len(r), 'rms_log10': outcome_laws.rms_log10(r)}
 
 
 def analyze(records, variant, g, joint: dict, g_cells: forms.Cells) -> dict:
@@ -46,17 +36,12 @@ def analyze(records, variant, g, joint: dict, g_cells: forms.Cells) -> dict:
   its joint-forms entry (for the comparison on the mixture's cells); g_cells: the cells the joint
   forms were fitted to."""
   floor = variant.train.floor
-  tr = tables.grid(records, variant=variant.label, field='train_error')
-  teacher_width = outcomes.realizable_from(variant, g['ms'])
-  realizable = np.asarray([teacher_width is not None and m >= teacher_width for m in g['ms']])
-  train, test = tr['values'], g['values']
-  threshold = outcomes.recovery_threshold(test[(train <= floor) & realizable[:, None, None]], floor)
-  seeds = outcome_laws.seeds_of(records, variant.label, floor, threshold.tau)
-  rows = _cell_rows(seeds)
-  out = {'tau': threshold._asdict(), 'floor': floor, 'teacher_width': teacher_width,
-         'tau_sensitivity': outcomes.sensitivity(train[realizable], test[realizable], np.isfinite(test[realizable]),
-                                                 floor, threshold.tau),
-         'cells': rows, 'dominant': outcomes.dominant(rows)}
+  students = outcomes.of_variant(g, tables.grid(records, variant=variant.label, field='train_error'), variant)
+  seeds = outcome_laws.seeds_of(g, students, floor)
+  train, test = students.train[students.realizable], students.test[students.realizable]
+  teacher_width = students.teacher_width
+  out = {'tau': students.threshold._asdict(), 'floor': floor, 'teacher_width': teacher_width,
+         'tau_sensitivity': outcomes.sensitivity(train, test, np.isfinite(test), floor, students.threshold.tau)}
   if teacher_width is None:
     return out
   law = outcome_laws.interpolant_law(outcome_laws.interpolant_cells(seeds, teacher_width))

@@ -15,7 +15,7 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 
-from analysis import outcomes, powerlaw, selection, tables
+from analysis import outcomes, powerlaw, selection
 
 MIN_INTERPOLANTS = 4   # per cell: fewer make its log standard error too unsteady to weight by
 MIN_CELLS = 6          # a law's cells: its 2-3 parameters plus 3 degrees of freedom for its χ² test
@@ -47,16 +47,14 @@ class Seeds(NamedTuple):
     return Seeds(*(np.asarray(a)[mask] for a in self))
 
 
-def seeds_of(records, variant, floor: float, tau: float) -> Seeds:
-  """The converged students of `variant` (finite n only) with their outcomes."""
-  g = tables.grid(records, variant=variant)
-  tr = tables.grid(records, variant=variant, field='train_error')
-  finite = np.isfinite(g['ns'])
-  test, train = g['values'][:, :, finite], tr['values'][:, :, finite]
-  mm, _, nn = np.meshgrid(g['ms'], np.arange(test.shape[1]), g['ns'][finite], indexing='ij')
+def seeds_of(g, students: outcomes.Students, floor: float) -> Seeds:
+  """The converged students at finite n (`outcomes.of_variant`; g: the variant's `tables.grid`)
+  with their outcomes."""
+  test = students.test
+  mm, _, nn = np.meshgrid(g['ms'], np.arange(test.shape[1]), g['ns'][np.isfinite(g['ns'])], indexing='ij')
   pp = np.broadcast_to(g['P'][:, None, None], test.shape)
   ok = np.isfinite(test)
-  outcome = outcomes.classify(train, test, ok, floor, tau)
+  outcome = outcomes.classify(students.train, test, ok, floor, students.threshold.tau)
   return Seeds(mm[ok], nn[ok], pp[ok], outcome[ok], test[ok])
 
 
@@ -99,29 +97,31 @@ def wls(features_ck, cells: LogCells) -> dict:
   return {'theta': theta, 'cov': np.linalg.inv(a.T @ a), 'gof': gof}
 
 
-def _features(form: str, cells: LogCells):
-  return INTERPOLANT_FORMS[form][2](cells.n, cells.m, cells.P)
+def features(form: str, cells) -> np.ndarray:
+  """The design matrix (C, K) of an interpolants' form at cells (anything with n, m, P)."""
+  return INTERPOLANT_FORMS[form][2](*(np.asarray(v, float) for v in (cells.n, cells.m, cells.P)))
 
 
 def predict_log(form: str, theta, cells) -> np.ndarray:
   """log ε̂ of an interpolants' form at cells (anything with n, m, P)."""
-  return INTERPOLANT_FORMS[form][2](np.asarray(cells.n, float), np.asarray(cells.m, float),
-                                    np.asarray(cells.P, float)) @ theta
+  return features(form, cells) @ theta
 
 
-def _rms_log10(res) -> float:
-  return float(np.sqrt(np.mean((np.asarray(res) / LN10) ** 2))) if len(res) else float('nan')
+def rms_log10(res) -> float:
+  """RMS of natural-log residuals in decades; NaN when there are none or one is not finite."""
+  res = np.asarray(res, float)
+  return float(np.sqrt(np.mean((res / LN10) ** 2))) if len(res) and np.all(np.isfinite(res)) else float('nan')
 
 
 def held_out(form: str, cells: LogCells, fitted, label: str) -> dict:
   """Fits `form` where `fitted`, scores log10 residuals of the others; not determined when the
   fitted cells hold fewer than two widths (the width term, or the width scaling, is then unseen)."""
-  fit = wls(_features(form, cells.subset(fitted)), cells.subset(fitted))
+  fit = wls(features(form, cells.subset(fitted)), cells.subset(fitted))
   out = {'fit_on': label, 'fit_cells': int(np.sum(fitted)), 'cells': int(np.sum(~fitted))}
   if fit is None or len(np.unique(cells.m[fitted])) < 2 or not np.any(~fitted):
     return {**out, 'rms_log10': float('nan'), 'determined': False}
   res = predict_log(form, fit['theta'], cells.subset(~fitted)) - cells.log_mean[~fitted]
-  return {**out, 'rms_log10': _rms_log10(res), 'determined': True}
+  return {**out, 'rms_log10': rms_log10(res), 'determined': True}
 
 
 def cross_validate(form: str, cells: LogCells, folds: int = 5, seed: int = 0) -> dict:
@@ -130,7 +130,7 @@ def cross_validate(form: str, cells: LogCells, folds: int = 5, seed: int = 0) ->
   fold = np.random.default_rng(seed).permutation(len(cells.n)) % folds
   pred = np.full(len(cells.n), np.nan)
   for k in range(folds):   # each fold's cells predicted by the fit without them
-    fit = wls(_features(form, cells.subset(fold != k)), cells.subset(fold != k))
+    fit = wls(features(form, cells.subset(fold != k)), cells.subset(fold != k))
     if fit is None:
       return {'rms_log10': float('nan'), 'mse_se': float('nan'), 'folds': folds, 'log_pred': pred.tolist()}
     pred[fold == k] = predict_log(form, fit['theta'], cells.subset(fold == k))
@@ -148,7 +148,7 @@ def regime_start(cells: LogCells, form: str = 'n_m') -> float | None:
     tail = ratio >= r
     if tail.sum() < MIN_CELLS or len(np.unique(cells.m[tail])) < 2:
       return None
-    fit = wls(_features(form, cells.subset(tail)), cells.subset(tail))
+    fit = wls(features(form, cells.subset(tail)), cells.subset(tail))
     if fit is not None and fit['gof']['fits']:
       return float(r)
   return None
@@ -200,7 +200,7 @@ def interpolant_law(cells: LogCells, *, level: float = 0.95) -> dict:
   n_max, m_max = cells.n.max(), cells.m.max()
   entries = {}
   for name, (formula, params, _) in INTERPOLANT_FORMS.items():
-    fit = wls(_features(name, cells), cells)
+    fit = wls(features(name, cells), cells)
     if fit is None:
       continue
     half = scipy.stats.norm.ppf((1 + level) / 2) * np.sqrt(np.diag(fit['cov']))

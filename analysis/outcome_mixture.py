@@ -21,9 +21,6 @@ import scipy.special
 
 from analysis import outcome_laws, selection
 
-LN10 = math.log(10)
-
-
 def _mean_or(values, default: float) -> float:
   return float(np.mean(values)) if len(values) else default
 
@@ -48,10 +45,10 @@ def predict(fit: outcome_laws.Seeds, m, n, P, *, teacher_width: int, ratio_from:
   eps_r = _mean_or(floor.test[floor.outcome == 'recovered'], 0.0)
   cells = outcome_laws.interpolant_cells(fit, teacher_width)
   cells = cells.subset(cells.n / cells.P >= ratio_from)
-  law = outcome_laws.wls(outcome_laws.INTERPOLANT_FORMS[form][2](cells.n, cells.m, cells.P), cells)
+  law = outcome_laws.wls(outcome_laws.features(form, cells), cells)
   if law is None:
     return np.full(len(m), np.nan)
-  eps_i = np.exp(outcome_laws.INTERPOLANT_FORMS[form][2](n, m, P) @ law['theta'] + log_var / 2)
+  eps_i = np.exp(outcome_laws.predict_log(form, law['theta'], outcome_laws.Seeds(m, n, P, None, None)) + log_var / 2)
   in_regime = real.n / real.P >= ratio_from
   # A width with no stationary student in the regime takes the wider widths' pooled mean, else
   # any realizable width's; with none at all the share model gives them no weight either.
@@ -88,11 +85,6 @@ def _gap(seeds, student_cell, cells: int) -> float:
   return float(np.median(gaps)) if gaps else float('nan')
 
 
-def _rms(res) -> float:
-  res = np.asarray(res, float)
-  return float(np.sqrt(np.mean((res / LN10) ** 2))) if len(res) and np.all(np.isfinite(res)) else float('nan')
-
-
 def scores(seeds: outcome_laws.Seeds, teacher_width: int, law: dict, folds: int = 5, seed: int = 0) -> dict:
   """The mixture's in-sample, 5-fold CV and extrapolation RMS log10 errors on its domain cells,
   and those cells' seed scatter (`selection.seed_scatter`); {} without an interpolants' law."""
@@ -119,11 +111,11 @@ def scores(seeds: outcome_laws.Seeds, teacher_width: int, law: dict, folds: int 
                   for i in range(len(d['m']))]).T
   with_own = predict(seeds, d['m'], d['n'], d['P'], **kw, shares=own)
   out = {'cells': len(d['m']), 'ratio_from': law['ratio_from'], 'form': law['selected'],
-         'in_sample': {'rms_log10': _rms(held(np.ones(len(seeds.m), bool), np.ones(len(d['m']), bool)))},
-         'cv': {'rms_log10': _rms(cv), 'folds': folds},
-         'with_cell_shares': {'rms_log10': _rms(np.log(with_own) - log_eps)},
-         'extrapolate_n': {'fit_on': f'n <= {n_cut:g}', 'rms_log10': _rms(held(seeds.n <= n_cut, d['n'] > n_cut))},
-         'extrapolate_m': {'fit_on': f'm <= {m_cut:g}', 'rms_log10': _rms(held(seeds.m <= m_cut, d['m'] > m_cut))},
+         'in_sample': {'rms_log10': outcome_laws.rms_log10(held(np.ones(len(seeds.m), bool), np.ones(len(d['m']), bool)))},
+         'cv': {'rms_log10': outcome_laws.rms_log10(cv), 'folds': folds},
+         'with_cell_shares': {'rms_log10': outcome_laws.rms_log10(np.log(with_own) - log_eps)},
+         'extrapolate_n': {'fit_on': f'n <= {n_cut:g}', 'rms_log10': outcome_laws.rms_log10(held(seeds.n <= n_cut, d['n'] > n_cut))},
+         'extrapolate_m': {'fit_on': f'm <= {m_cut:g}', 'rms_log10': outcome_laws.rms_log10(held(seeds.m <= m_cut, d['m'] > m_cut))},
          'seed_scatter': selection.seed_scatter(d['values'][:, :, None], 0.0),
          'students': int(np.sum(student_cell >= 0)), 'seeds_per_cell': int(np.median(np.sum(np.isfinite(d['values']), 1))),
          'stationary_over_interpolant_log10': _gap(seeds, student_cell, len(d['m']))}

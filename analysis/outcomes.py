@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
+from teacher_student import students
+
 OUTCOMES = ('recovered', 'interpolant', 'stationary')
 # The search window's top: a float64 student whose test error is above 1e-6 has not computed the
 # teacher's function, whatever its conditioning.
@@ -80,9 +82,32 @@ COLUMNS = tuple(f'{o}_{k}' for o in OUTCOMES for k in ('count', 'share', 'share_
 def realizable_from(variant, widths) -> int | None:
   """The teacher's width where the embedding certificate makes some of `widths` realizable (the
   smallest certified width is then the teacher's), else None."""
-  from teacher_student import students   # the study's objects; analysis imports them lazily
   certified = [int(m) for m in widths if students.certified_realizable(variant.student(int(m)), variant.teacher)]
   return min(certified) if certified else None
+
+
+class Students(NamedTuple):
+  """A variant's students at finite n as (M, S, N) arrays (NaN where not converged), the teacher's
+  width where the certificate applies (`realizable_from`), the widths it makes realizable (M,),
+  and the recovery threshold read off them."""
+  train: np.ndarray
+  test: np.ndarray
+  teacher_width: int | None
+  realizable: np.ndarray
+  threshold: Threshold
+
+
+def of_variant(g, tr, variant) -> Students:
+  """`tables.grid`s of a variant's test (g) and training (tr) errors -> its Students, with τ from
+  the floor students at realizable widths (`recovery_threshold`). The online column is left out:
+  its training error is not measured, so it has no outcome."""
+  finite = np.isfinite(g['ns'])
+  train, test = tr['values'][:, :, finite], g['values'][:, :, finite]
+  width = realizable_from(variant, g['ms'])
+  realizable = np.asarray([width is not None and m >= width for m in g['ms']], bool)
+  floor = variant.train.floor
+  return Students(train, test, width, realizable,
+                  recovery_threshold(test[(train <= floor) & realizable[:, None, None]], floor))
 
 
 def dominant(rows) -> list[dict]:

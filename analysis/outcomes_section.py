@@ -52,11 +52,12 @@ def collapse_sentences(rows, teacher_width) -> list[str]:
   return parts
 
 
-def _dominant(o) -> list[str]:
+def _dominant(rows) -> list[str]:
+  found = outcomes.dominant(rows)
   out = []
-  for m in sorted({d['m'] for d in o['dominant']}):
+  for m in sorted({d['m'] for d in found}):
     by = {}
-    for d in o['dominant']:
+    for d in found:
       if d['m'] == m:
         by.setdefault(d['outcome'], []).append(d['n'])
     out.append(f'- m = {m}: ' + '; '.join(f'{k} at n = {_ns(v)}' for k, v in by.items()) + '.')
@@ -64,7 +65,8 @@ def _dominant(o) -> list[str]:
 
 
 def section(o: dict, rows) -> list[str]:
-  """Markdown lines for one variant's outcomes (`analysis.outcome_fit.analyze`)."""
+  """Markdown lines for one variant's outcomes (`analysis.outcome_fit.analyze`) and its
+  decomposition rows (`analysis.decompose`: the per-(m, n) outcome columns)."""
   t = o['tau']
   sens = o['tau_sensitivity']
   moved = {k: v for k, v in sens.items() if v != sens['tau']}
@@ -79,7 +81,7 @@ def section(o: dict, rows) -> list[str]:
                           'moving τ 100× either way gives ' + '; '.join(
                               f'{k}: ' + ' / '.join(str(v[q]) for q in outcomes.OUTCOMES) for k, v in moved.items()) + '.'),
          '', '**Which outcome sets the seed mean** (the largest share × mean test error per (m, n)):', '']
-  out += _dominant(o) + ['']
+  out += _dominant(rows) + ['']
   if o.get('teacher_width') is None:
     return out + ['No width is certified realizable: the outcome laws need realizable widths.', '']
   parts = collapse_sentences(rows, o['teacher_width'])

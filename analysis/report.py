@@ -139,7 +139,8 @@ def build(workdir, n_boot=200) -> dict:
       ('4', lambda: figures.decomposition(base_rows, fig_dir)),
       ('5', lambda: figures.exponents(ablation.exponents(fits, config, records), config.ablation.knob, fig_dir)),
       ('6', lambda: figures.nyquist(companion, fig_dir)),
-      ('7', lambda: outcome_figures.shares(base.get('outcomes', {}), fig_dir, base_rows[0]['n_star'] if base_rows else None)),
+      ('7', lambda: outcome_figures.shares(base.get('outcomes', {}), base_rows, fig_dir,
+                                           base_rows[0]['n_star'] if base_rows else None)),
   ]
   for number, draw in jobs:
     try:

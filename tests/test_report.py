@@ -282,3 +282,14 @@ def test_decomposition_rows_against_hand_computed_values(report):
       assert float(r['stationary_share']) == 1.0 and float(r['stationary_mean']) == pytest.approx(np.mean(eps))
       # Wilson's interval for k = n: [n / (n + z²), 1].
       assert float(r['stationary_share_lo']) == pytest.approx(len(seeds) / (len(seeds) + 1.959963984540054 ** 2))
+
+
+def test_outcome_counts_are_of_the_finite_n_students_at_realizable_widths(report):
+  """Widths 4 and 8 hold the width-4 teacher: 2 widths × 3 n × 2 seeds = 12 students per variant,
+  all converged. The online column's students (4 more) have no training error to classify and are
+  not counted; nor is width 2 (below the teacher's)."""
+  workdir, _ = report
+  o = json.loads((workdir / 'fits.json').read_text())['variants'][0]['outcomes']
+  assert o['teacher_width'] == 4
+  for counts in o['tau_sensitivity'].values():
+    assert sum(counts.values()) == 12 and counts['stationary'] == 12   # training errors above the floor
