@@ -5,6 +5,8 @@ Training FLOPs are counted at the step budget, the most a cell can cost (docs/de
   second order  Levenberg–Marquardt (P <= second_order_max_params):
                 (6 · N · P + 2 · N · P² + P³ / 3) · second_order_steps   (the Jacobian row by
                 row in reverse mode, JᵀJ on N rows, Cholesky);
+                plus, for smooth students, the optimality gap's Hessian every GAP_EVERY steps
+                (P Hessian–vector products of about 4 gradients each: 24 · N · P² / GAP_EVERY);
                 its dual form beyond, where N · P <= second_order_max_params²:
                 (6 · N · P + 2 · N² · P + N³ / 3) · second_order_steps   (JJᵀ, Cholesky);
                 L-BFGS beyond that: (2 · 6 · N · P + 4 · MEMORY · P) · lbfgs_steps   (the gradient
@@ -50,6 +52,7 @@ class ProgramCost:
   flops: float
   bytes_per_device: float
   solves: tuple = ()  # ((size, count), ...): Cholesky solves of size × size systems at the budget
+  traffic: float = 0.0   # bytes the steps read and write at the budget (each step's arrays once)
 
 
 def matmul_flops(dtype=jnp.float32, size=2048, repeats=10) -> float:
@@ -106,6 +109,23 @@ def estimated_seconds(programs: list[ProgramCost], matmul_rate: float, solve_tim
   return ((sum(c.flops for c in programs) - solve_flops) / matmul_rate + solving_seconds(programs, solve_time)) / devices
 
 
+@dataclasses.dataclass(frozen=True)
+class Accelerator:
+  """A device priced before it is booked: its name, float64 (or the study's dtype) FLOP/s, memory
+  bandwidth in bytes/s and memory in bytes, and how many of them the study's replicates shard over."""
+  name: str
+  flops: float
+  bandwidth: float
+  memory: float
+  count: int = 1
+
+
+def accelerator_seconds(programs: list[ProgramCost], acc: Accelerator) -> float:
+  """The programs' time at the budget on `acc` by a roofline: each program takes the longer of its
+  FLOPs at acc.flops and its traffic at acc.bandwidth, split over acc.count devices."""
+  return sum(max(c.flops / acc.flops, c.traffic / acc.bandwidth) for c in programs) / acc.count
+
+
 def solving_seconds(programs: list[ProgramCost], solve_time: SolveTime) -> float:
   """The programs' Cholesky solves at the budget, in device-seconds (solve_time(size) each)."""
   return sum(count * solve_time(size) for c in programs for size, count in c.solves)
@@ -117,10 +137,11 @@ def _points(train, n) -> int:
   return min(train.batch_size, n) if train.batch_size else n
 
 
-def _second_flops(how, rows: int, p: int, train) -> float:
+def _second_flops(how, rows: int, p: int, train, smooth: bool = False) -> float:
   """One student's second phase at its budget (module docstring)."""
   if how == 'lm':
-    return (6 * rows * p + 2 * rows * p * p + cholesky_flops(p)) * train.second_order_steps
+    gap = 24 * rows * p * p / second_order.GAP_EVERY if smooth else 0.0
+    return (6 * rows * p + 2 * rows * p * p + cholesky_flops(p) + gap) * train.second_order_steps
   if how == 'dual_lm':
     return (6 * rows * p + 2 * rows * rows * p + cholesky_flops(rows)) * train.second_order_steps
   if how == 'lbfgs':
@@ -151,7 +172,7 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   lm_rows = [second_order.ONLINE_POINTS if n is None else n for n in ns]
   k = student.teacher.spec.out_dim
   methods = [second_order.method(p, r * k, train) if second_order.applies(train) else None for r in lm_rows]
-  second = sum(_second_flops(how, r * k, p, train) for how, r in zip(methods, lm_rows))
+  second = sum(_second_flops(how, r * k, p, train, not student.kinked) for how, r in zip(methods, lm_rows))
   itemsize = train.jnp_dtype.itemsize
   per_device = math.ceil(rows / devices)
   points = [_points(train, n) for n in ns]
@@ -160,12 +181,16 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
   test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
   jacobian = max(_second_bytes(how, r * k, p) for how, r in zip(methods, lm_rows)) * itemsize
+  traffic = rows * (sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * train.steps
+                    + sum(_second_bytes(how, r * k, p) * itemsize for how, r in zip(methods, lm_rows))
+                    * train.second_order_steps)
   solves = {}
   for how, r in zip(methods, lm_rows):
     if size := _solve_size(how, r * k, p):
       solves[size] = solves.get(size, 0) + rows * train.second_order_steps
   return ProgramCost(group.kind, plan.variants[group.variant].label, widths, rows, ns, p, len(missing),
-                     rows * (first + second), steps + pool + test + jacobian, tuple(sorted(solves.items())))
+                     rows * (first + second), steps + pool + test + jacobian, tuple(sorted(solves.items())),
+                     traffic)
 
 
 def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
@@ -190,9 +215,11 @@ def launch_cost(config, workdir, shard=(0, 1)) -> tuple[list[ProgramCost], int]:
   return out, done_here
 
 
-def describe(programs: list[ProgramCost], done: int, rate: float, solve_time: SolveTime) -> str:
+def describe(programs: list[ProgramCost], done: int, rate: float, solve_time: SolveTime,
+             accelerator: Accelerator | None = None) -> str:
   """The dry run's printout: one line per program, then the totals and the time estimate
-  (`estimated_seconds` at the matmul `rate`, with solve_time(size) seconds per Cholesky solve)."""
+  (`estimated_seconds` at the matmul `rate`, with solve_time(size) seconds per Cholesky solve),
+  and on `accelerator` if one is named (`accelerator_seconds`)."""
   devices = jax.local_devices()
   lines = [f'{"kind":9s} {"variant":18s} {"widths":14s} {"rows":>5s} {"P":>7s} {"ns":24s} {"cells":>6s} '
            f'{"TFLOP":>9s} {"MiB/dev":>8s}']
@@ -216,6 +243,13 @@ def describe(programs: list[ProgramCost], done: int, rate: float, solve_time: So
                'compilation and per-step overhead not counted: '
                f'{_duration(seconds)}' + (f', of which {_duration(solving)} in the second phase\'s Cholesky '
                                           'solves (timed here, every device solving at once)' if solving else ''))
+  if accelerator:
+    acc = accelerator
+    fits = 'fits' if peak * math.ceil(len(devices) / acc.count) <= acc.memory else 'does NOT fit'
+    lines.append(f'on {acc.count} x {acc.name} at {acc.flops / 1e12:g} TFLOP/s and {acc.bandwidth / 1e9:g} GB/s '
+                 f'(roofline at the budget, per-step overhead not counted): '
+                 f'{_duration(accelerator_seconds(programs, acc))}; peak memory {fits} in its '
+                 f'{acc.memory / 2**30:g} GiB')
   return '\n'.join(lines)
 
 
@@ -225,10 +259,10 @@ def _duration(seconds: float) -> str:
   return f'{seconds / 60:.0f} min' if seconds < 7200 else f'{seconds / 3600:.1f} h'
 
 
-def print_dry_run(config, workdir, shard=(0, 1)) -> None:
+def print_dry_run(config, workdir, shard=(0, 1), accelerator: Accelerator | None = None) -> None:
   """What `--dry_run` prints (`describe`), measured in the study's JAX settings. Writes nothing."""
   from experiments import runner
   with runner.jax_settings(config):
     programs, done = launch_cost(config, workdir, shard)
     dtype = config.train.dtype
-    print(describe(programs, done, matmul_flops(dtype, size=1024, repeats=5), solve_timer(dtype)))
+    print(describe(programs, done, matmul_flops(dtype, size=1024, repeats=5), solve_timer(dtype), accelerator))

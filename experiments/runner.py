@@ -12,6 +12,7 @@ import numpy as np
 import tqdm
 
 from experiments import host
+from experiments import progress as progress_lib
 from experiments import results
 from experiments import study
 from teacher_student import data, engine, evaluation, students, teachers
@@ -68,10 +69,16 @@ def _grid_kw(group, rect, x_test, y_test, devices):
   return dict(ns=list(rect.ns), x_test=x_test, y_test=y_test, devices=devices, predictions=group.kind == 'ensemble')
 
 
-def _compile(student, group, rect, x_test, y_test, devices):
-  """The compiled program of a rectangle of cells (one row per width × replicate × member)."""
+def _compile(student, group, rect, x_test, y_test, devices, progress=None):
+  """The compiled program of a rectangle of cells (one row per width × replicate × member);
+  progress: `engine.compile_grid`'s."""
   rows = _rows(group, rect.widths, rect.replicates)
-  return engine.compile_grid(student, group.train, **_row_args(rows), **_grid_kw(group, rect, x_test, y_test, devices))
+  return engine.compile_grid(student, group.train, **_row_args(rows), **_grid_kw(group, rect, x_test, y_test, devices),
+                             progress=progress)
+
+
+def _label(group, rect, variant) -> str:
+  return f'{group.kind} m={",".join(map(str, rect.widths))} {variant.label or ""}'.rstrip()
 
 
 def _retry_diverged(out, student, group, rect, x_test, y_test, config, devices):
@@ -248,13 +255,17 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
 
   def prepare(todo_item):
     """A group's student and compiled program (on a worker thread)."""
-    group, _, rect = todo_item
+    group, missing, rect = todo_item
     if group.variant not in variants:
       draw(group.variant)
     with jax_settings(config):
       teacher, x_test, y_test, _ = variants[group.variant]
       student = students.make_student(group.student, teacher)
-      return student, _compile(student, group, rect, x_test, y_test, devices)
+      phases = None
+      if progress and progress_lib.wanted(plan, group, student, missing, len(devices or jax.local_devices())):
+        phases = progress_lib.Phases(bar, _label(group, rect, plan.variants[group.variant]),
+                                     len(missing) * group.members, group.train.check_every)
+      return student, _compile(student, group, rect, x_test, y_test, devices, phases)
 
   with results.shard_lock(workdir, shard), results.Writer(workdir, config, shard) as writer, \
        jax_settings(config), compile_clock() as compiling:
@@ -274,7 +285,7 @@ def run(config, workdir, shard=(0, 1), progress=True, devices=None) -> dict:
     for (group, missing, rect), (student, program), wait in stream:
       waited += wait
       variant = plan.variants[group.variant]
-      bar.set_postfix_str(f'{group.kind} m={",".join(map(str, rect.widths))} {variant.label or ""}')
+      bar.set_postfix_str(_label(group, rect, variant))
       _, x_test, y_test, y_var = variants[group.variant]
       out = program()
       first_compile = out['compile_seconds']

@@ -36,6 +36,14 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'jax.distributed process 
 _PROGRESS = flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr.')
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the cells, programs, FLOPs, memory and estimated time; '
                              'train and write nothing.')
+_ACCELERATOR = flags.DEFINE_string('accelerator', None, 'With --dry_run: also price the run on this accelerator '
+                                   '(a name for the printout), from the rates below.')
+_ACC_TFLOPS = flags.DEFINE_float('accelerator_tflops', 67.0, 'Its dense FLOP rate in the study\'s dtype, TFLOP/s '
+                                 '(H100 SXM float64 tensor cores: 67).', lower_bound=0.001)
+_ACC_BANDWIDTH = flags.DEFINE_float('accelerator_gbps', 3350.0, 'Its memory bandwidth, GB/s (H100 SXM: 3350).',
+                                    lower_bound=0.001)
+_ACC_MEMORY = flags.DEFINE_float('accelerator_memory_gib', 80.0, 'Its memory, GiB.', lower_bound=0.001)
+_ACC_COUNT = flags.DEFINE_integer('accelerator_count', 1, 'How many of them.', lower_bound=1)
 
 
 def validated_workdir(config, shard, workdir: str, new_workdir: bool) -> str:
@@ -64,7 +72,10 @@ def main(argv):
     shard = (_SHARD_INDEX.value, _NUM_SHARDS.value)
   workdir = cli.or_fail(validated_workdir, config, shard, _WORKDIR.value, _NEW_WORKDIR.value)
   if _DRY_RUN.value:
-    cli.or_fail(launch_cost.print_dry_run, config, workdir, shard)
+    accelerator = _ACCELERATOR.value and launch_cost.Accelerator(
+        _ACCELERATOR.value, _ACC_TFLOPS.value * 1e12, _ACC_BANDWIDTH.value * 1e9, _ACC_MEMORY.value * 2**30,
+        _ACC_COUNT.value)
+    cli.or_fail(launch_cost.print_dry_run, config, workdir, shard, accelerator or None)
     return
   try:
     summary = runner.run(config, workdir, shard=shard, progress=_PROGRESS.value)

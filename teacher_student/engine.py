@@ -92,7 +92,8 @@ def train_grid(student, train: TrainSpec, **grid) -> dict:
 
 def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequence[int | None] | None,
                  x_test, y_test, members: Sequence[int] | None = None, widths: Sequence[int] | None = None,
-                 devices=None, predictions: bool = False) -> Callable[[], dict]:
+                 devices=None, predictions: bool = False, progress: Callable[[str], None] | None = None
+                 ) -> Callable[[], dict]:
   """Compiles the program that trains the (replicate × n) grid of one student shape; returns
   a function of no arguments that runs it (a sweep can compile the next grid while one runs).
 
@@ -110,6 +111,10 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     devices: the devices to shard the replicate axis over (default: all local devices).
     predictions: also return every student's test-set outputs, 'test_predictions'
       (S, N, n_test, k) (what the ensemble estimator of U needs).
+    progress: a host function the running programs call, 'first' after each chunk of
+      train.check_every first-order steps (of each batch of students trained together, on each
+      device) and 'second' as each student's second phase ends. Programs with such callbacks are
+      not kept in JAX's persistent compilation cache: for long programs only.
 
   Returns:
     run(): a dict of numpy arrays of shape (S, N): train_error (NaN online), test_error,
@@ -148,6 +153,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     batch.append(None if b * k == 1 else 0 if b == per_device else b * k)
     flat.append(batch_budget.uses_flat_params(student, train, lp.points, devices[0]))
 
+  on_chunk = progress and (lambda: progress('first'))
+
   def program(teacher, params_s, batch_kd_s, pool_s, x_pool_u, y_pool_u, ns_n, y_var):
     # The teacher is an argument, not constants of the program: lowering need not wait for it.
     st = student.replace(teacher=teacher)
@@ -168,7 +175,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
           def one(replicate):   # the replicate's parameters, pool and key
             p, x_nd, y_nk, key = replicate
             return loop.train_one(st, train, p, x_nd, y_nk, n, key, y_var, is_online, flat_params=flat_b,
-                                  blocks=plan.blocks)
+                                  blocks=plan.blocks, on_chunk=on_chunk)
           return jax.lax.map(one, (params_s, x_blocks, y_blocks, batch_key), batch_size=b)
         flags = np.asarray([ns[i] is None for i in lp.columns])
         parts.append(jax.lax.map(at_n, (ns_n[columns], flags)))   # (n, replicate, ...)
@@ -183,7 +190,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
         r, n = r_n
         p = jax.tree.map(lambda a: a[r], params_s)
         return loop.train_one(st, train, p, x_pool[r, :size], y_pool[r, :size], n, batch_key[r], y_var, is_online,
-                              flat_params=flat_b)
+                              flat_params=flat_b, on_chunk=on_chunk)
       out = jax.lax.map(one, (r_all, n_all), batch_size=b)
       parts.append(jax.tree.map(lambda o: jnp.swapaxes(o.reshape(replicates, k, *o.shape[1:]), 0, 1), out))
     # Every result (n, replicate, ...), n in the order of ns (`run` turns them around on the host).
@@ -200,7 +207,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
   refines = second_order.applies(train)
-  refinement = second_order.grid_refinement(student, train, ns) if refines else None
+  on_student = progress and (lambda: progress('second'))
+  refinement = second_order.grid_refinement(student, train, ns, on_student) if refines else None
 
   if len(devices) > 1:
     rep, rows = sharding.REPLICATED, sharding.BY_REPLICATE

@@ -48,6 +48,19 @@ def lm_damping(loss, loss_new, lam):
   return better, stalled, jnp.where(progress, jnp.maximum(lam / 3, LAMBDA_MIN), lam * 10)
 
 
+def gain_ratio_damping(loss, loss_new, predicted, lam):
+  """A smooth student's Levenberg–Marquardt verdict (Nielsen's rule): (better, stalled, next λ).
+  A step that lowers L is taken, and λ scales by max(1/3, 1 − (2ρ − 1)³), ρ = the actual decrease
+  over the `predicted` one (λ shrinks where the model is trusted, grows where it is not); a refused
+  step multiplies λ by 4. Unlike `lm_damping`, a small decrease still shrinks λ: along a curved
+  valley the steps that help are small, and a growing λ only makes them smaller."""
+  better = jnp.isfinite(loss_new) & (loss_new < loss)
+  stalled = better & (loss - loss_new < STALL_RTOL * loss)
+  rho = (loss - loss_new) / jnp.maximum(predicted, jnp.finfo(jnp.result_type(loss)).tiny)
+  shrink = jnp.maximum(1 / 3, 1 - (2 * rho - 1) ** 3)
+  return better, stalled, jnp.where(better, jnp.maximum(lam * shrink, LAMBDA_MIN), lam * 4)
+
+
 class Trained(NamedTuple):
   """What `train_one` returns: the final parameters, the steps run and the stop reason code."""
   params: Any
@@ -60,14 +73,16 @@ def _where(pred, new, old):
 
 
 def train_one(student, train: TrainSpec, params, x_nd: jax.Array, y_nk: jax.Array, n, batch_key: jax.Array,
-              y_var, online=False, flat_params: bool = True, blocks: tuple[int, int] | None = None) -> Trained:
+              y_var, online=False, flat_params: bool = True, blocks: tuple[int, int] | None = None,
+              on_chunk=None) -> Trained:
   """Trains one student from `params` on the first n points of the pool (x_nd, y_nk).
 
   The data arguments, `online` and `blocks` are `batching.loss_and_grad_fn`'s (its docstring
   says what each batching mode takes). flat_params: optimize one flat parameter vector, so that
   the optimizer update and the freeze-select are one fused operation each (small students:
   `batch_budget.uses_flat_params`); False keeps the parameter tree (big students, whose weight
-  matrices would otherwise be sliced out of the vector every step).
+  matrices would otherwise be sliced out of the vector every step). on_chunk: a host function
+  called (`jax.debug.callback`) after every chunk of check_every steps, for a progress display.
   """
   opt = train_spec_lib.optimizer(train)
   dtype = train.jnp_dtype
@@ -91,6 +106,8 @@ def train_one(student, train: TrainSpec, params, x_nd: jax.Array, y_nk: jax.Arra
   def chunk(carry):
     state, ref, bad = carry
     state, _ = jax.lax.scan(step, state, None, length=train.check_every)
+    if on_chunk is not None:
+      jax.debug.callback(lambda _: on_chunk(), state[2])   # after the chunk: it depends on its steps
     p, opt_state, t, reason, best = state
     improved = best < ref * (1.0 - train.plateau_rtol)
     bad = jnp.where(improved, 0, bad + 1)

@@ -4,17 +4,21 @@ learner").
 Levenberg–Marquardt on the student's residuals r(θ), L(θ) = Σ r² the normalized training error:
 each step solves (JᵀJ + λI) δ = −Jᵀr on the normal matrix (P × P, so for students of at most
 `train.second_order_max_params` parameters; larger ones get the same step in its N × N dual form,
-`dual_lm`, where the Jacobian is as small, else L-BFGS, `lbfgs`), accepts δ if L decreases (λ
-shrinks, unless L fell by less than loop.PROGRESS_RTOL) and otherwise retries with a larger λ. ReLU
-students also try a step that holds the points sitting on a unit's kink there (`kink_rows`) and
-take the better of the two: their minima often lie on kinks, where a free step bounces off the
-V-shaped valley. It stops on
+`dual_lm`, where the Jacobian is as small, else L-BFGS, `lbfgs`), accepts δ if L decreases and
+otherwise retries with a larger λ. ReLU students also try a step that holds the points sitting on
+a unit's kink there (`kink_rows`) and take the better of the two: their minima often lie on kinks,
+where a free step bounces off the V-shaped valley; their λ shrinks only after a decrease of at
+least loop.PROGRESS_RTOL (`loop.lm_damping`). Smooth students' λ follows the gain ratio
+(`loop.gain_ratio_damping`). It stops on
   'tolerance'   L <= train.floor (the interpolating learner, at float precision);
   'stationary'  a certified stationary point: no step decreases L any further, either with
                 ‖∇L‖ <= train.stationary_tol (steps lower L by < loop.STALL_RTOL relative), or by
                 loop.PROGRESS_RTOL relative at no damping up to loop.LAMBDA_MAX and along none of
                 2P random directions of relative length 1e-3, 1e-4, ..., 1e-7 (a local minimum at
                 that resolution where L is not differentiable, as on a ReLU kink; ‖∇L‖ is recorded);
+                or, for smooth students, every GAP_EVERY steps, the optimality gap: the exact
+                Hessian is positive definite and its quadratic model's minimum lies within
+                GAP_RTOL · L of L (`optimality_gap`; docs/design.md §2.6);
   'budget'      `train.second_order_steps` steps without either (not converged).
 Hand-written rather than optimistix's LevenbergMarquardt, which made no progress on an
 over-parameterized student (P > n: a singular normal matrix, which λ > 0 keeps solvable here) and
@@ -45,6 +49,38 @@ PROBE_BATCH = 8        # directions evaluated together
 KINK_PAIRS = 64       # (point, unit) pairs nearest a ReLU kink that a step may hold on it
 KINK_RTOL = 1e-4      # |z| below this, relative to the rms unit input, is on the kink
 KINK_WEIGHT = 1e4     # the hold's weight, relative to the normal matrix's largest entry
+
+
+HESSIAN_BATCH = 64   # Hessian–vector products evaluated together when forming a Hessian
+GAP_EVERY = 25       # LM steps between a smooth student's optimality-gap checks
+GAP_RTOL = 1e-5      # the local model's remaining decrease of L, relative to L, that certifies
+GAP_RIDGE = 1e-12    # the Hessian's ridge in that check, relative to its largest diagonal entry
+
+
+def hessian(loss, theta, active):
+  """∇²loss(θ) (P × P), by P Hessian–vector products, restricted to the `active` parameters (the
+  identity elsewhere: inert padding units have cross terms ∂²L/∂a∂w ≠ 0 that would add a unit)."""
+  hvp = lambda v: jax.jvp(jax.grad(loss), (theta,), (v,))[1]
+  eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
+  h = jax.lax.map(hvp, eye, batch_size=HESSIAN_BATCH)
+  both = active[:, None] & active[None, :]
+  return jnp.where(both, 0.5 * (h + h.T), eye)
+
+
+def model_decrease(grad, delta, damping) -> jax.Array:
+  """The decrease of L = ‖r‖² that the Gauss–Newton model ‖r + Jδ‖² predicts for the LM step δ,
+  (JᵀJ + damping · I) δ = −grad, grad = Jᵀr: −gradᵀδ + damping · ‖δ‖² (exact for linear r)."""
+  return damping * (delta @ delta) - grad @ delta
+
+
+def optimality_gap(half_loss, theta, grad, active) -> jax.Array:
+  """gᵀH⁻¹g: the decrease of L = 2·half_loss to the minimum of its local quadratic model at θ
+  (g = ∇half_loss, H = ∇²half_loss plus a GAP_RIDGE ridge); inf where H is not positive
+  (semi)definite, a saddle or a valley whose floor still falls (docs/design.md §2.6)."""
+  h = hessian(half_loss, theta, active)
+  ridge = GAP_RIDGE * jnp.max(jnp.diag(h))
+  gap = grad @ cholesky.solve(h + ridge * jnp.eye(h.shape[0], dtype=h.dtype), grad)
+  return jnp.where(jnp.isfinite(gap) & (gap >= 0), gap, jnp.inf)
 
 
 class Refined(NamedTuple):
@@ -145,6 +181,11 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
             else lbfgs.minimize(residuals, theta0, train, start))
     return Refined(unravel(done.theta), done.steps, done.reason, done.loss, done.grad_norm)
 
+  half_loss = lambda th: 0.5 * jnp.sum(residuals(th) ** 2)
+  # Smooth students crawl along curved valleys where residuals stay non-zero (JᵀJ misses Σ rᵢ∇²rᵢ):
+  # their damping follows the gain ratio and they also certify by the optimality gap.
+  smooth = not student.kinked
+
   def normal_and_grad(theta, r):
     jac = prob.jacobian(theta)    # (N, P)
     return jac.T @ jac, jac.T @ r
@@ -166,9 +207,13 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
       loss_held = jnp.sum(r_held**2)
       use = jnp.isfinite(loss_held) & ~(loss_held >= loss_new)
       candidate, r_new, loss_new = jnp.where(use, held, candidate), jnp.where(use, r_held, r_new), jnp.where(use, loss_held, loss_new)
-    # A step that helps by less than PROGRESS_RTOL counts as failed: damping grows until the probe
-    # asks whether leaving the kinks a step holds (or a smooth plateau) lowers L.
-    better, stalled, lam = loop.lm_damping(loss, loss_new, lam)
+    if smooth:
+      predicted = model_decrease(grad, candidate - theta, lam * scale)
+      better, stalled, lam = loop.gain_ratio_damping(loss, loss_new, predicted, lam)
+    else:
+      # A step that helps by less than PROGRESS_RTOL counts as failed: damping grows until the probe
+      # asks whether leaving the kinks a step holds (or a smooth plateau) lowers L.
+      better, stalled, lam = loop.lm_damping(loss, loss_new, lam)
     theta, r = jnp.where(better, candidate, theta), jnp.where(better, r_new, r)
     normal, grad = jax.lax.cond(better, lambda: normal_and_grad(theta, r), lambda: (normal, grad))
     return theta, r, normal, grad, lam, t + 1, reason, stalled, radius
@@ -180,8 +225,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     theta, r, normal, grad, lam, t, reason, stalled, radius = carry
     loss = jnp.sum(r**2)
     key = jax.random.fold_in(jax.random.key(PROBE_SEED), t)
-    # Only the student's own parameters: inert padding units (exactly 0, with zero Jacobian
-    # columns) stay 0, so a narrow student stays the width it is.
+    # Only the student's own parameters (`active`), so a narrow student stays the width it is.
     d = jax.random.normal(key, (PROBES * theta.shape[0], theta.shape[0]), dtype) * active
     d = d / jnp.linalg.norm(d, axis=1, keepdims=True) * radius * jnp.maximum(jnp.linalg.norm(theta), 1.0)
     # In batches: all 2P at once hold 2P copies of the hidden activations (memory-bound, 3x slower).
@@ -203,6 +247,10 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     loss = jnp.sum(r**2)
     gnorm = 2 * jnp.linalg.norm(grad)
     certified = (stalled & (gnorm <= train.stationary_tol)) | (radius < PROBE_RADII[1])
+    if smooth:
+      check = (reason == loop.RUNNING) & (t > 0) & (t % GAP_EVERY == 0)
+      gap = jax.lax.cond(check, lambda: optimality_gap(half_loss, theta, grad, active), lambda: jnp.asarray(jnp.inf, dtype))
+      certified = certified | (gap <= GAP_RTOL * loss)
     reason = loop.second_phase_stop(reason, loss, certified, t >= train.second_order_steps, train.floor)
     return theta, r, normal, grad, lam, t, reason, stalled, radius
 
@@ -211,6 +259,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
 
   r0 = residuals(theta0)
   normal0, grad0 = normal_and_grad(theta0, r0)
+  # The student's own parameters: inert padding units (exactly 0, with zero Jacobian columns) stay 0.
   active = (theta0 != 0) | (jnp.diag(normal0) > 0)
   carry = decide((theta0, r0, normal0, grad0, jnp.asarray(1e-3, dtype), jnp.int32(0), start, jnp.asarray(False),
                   jnp.asarray(PROBE_RADII[0], dtype)))
@@ -244,12 +293,12 @@ def train_to_floor(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, 
 SMALL_ROWS = 128   # n's up to this are refined together, on the pool's first SMALL_ROWS rows
 
 
-def grid_refinement(student, train: TrainSpec, ns) -> Any:
+def grid_refinement(student, train: TrainSpec, ns, on_student=None) -> Any:
   """The grid program's second phase, a program of its own: fn(teacher, trained, batch_kd_s,
   pool_s, x_pool_u, y_pool_u, y_var) -> Converged, every array (n, replicate, ...) in the order
   of ns (None: online). Each n's residuals span only its own rows: the n's up to SMALL_ROWS in
   one loop (n traced, rows beyond n weigh 0), each larger n and the online column in a loop of
-  its own."""
+  its own. on_student: a host function called (`jax.debug.callback`) as each student finishes."""
   small = [j for j, n in enumerate(ns) if n is not None and n <= SMALL_ROWS]
   groups = ([(tuple(small), SMALL_ROWS, False)] if small else []) + [
       ((j,), n or 1, n is None) for j, n in enumerate(ns) if n is None or n > SMALL_ROWS]
@@ -267,7 +316,11 @@ def grid_refinement(student, train: TrainSpec, ns) -> Any:
         params_s, reason_s, n = column
         # One student after another, not vmapped: each stops after its own steps (most within
         # tens) instead of all waiting for the slowest of the batch.
-        one = lambda a: refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4])
+        def one(a):
+          done = refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4])
+          if on_student is not None:
+            jax.debug.callback(lambda _: on_student(), done.steps)
+          return done
         return jax.lax.map(one, (params_s, x_pool[:, :rows], y_pool[:, :rows], batch_key, reason_s))
       sub = jax.tree.map(lambda a: a[idx], (trained.params, trained.reason))
       parts.append(jax.lax.map(at_n, (*sub, jnp.asarray(n_col[idx]))))

@@ -26,6 +26,16 @@ def test_the_cost_is_the_hand_count_of_the_tiny_study(x64):
   assert program.solves == ((p, 3 * 1000 * rows),)   # one P × P solve per LM step, 3 phases a row
 
 
+def test_smooth_students_add_the_optimality_gaps_hessians_to_the_hand_count(x64):
+  """The tiny study with a tanh teacher (tanh students): each LM step also pays 1/GAP_EVERY of a
+  Hessian, P Hessian–vector products of 24 · N · P FLOPs."""
+  relu, = launch_cost.launch_cost(tiny_config(train__dtype='float64'), '/nonexistent/workdir')[0]
+  tanh, = launch_cost.launch_cost(tiny_config(train__dtype='float64', teacher__activation='tanh'), '/nonexistent/workdir')[0]
+  p, rows = 25, 2 * 2
+  gap = sum(24 * n * p * p / second_order.GAP_EVERY for n in (8, 32, second_order.ONLINE_POINTS)) * 1000
+  assert tanh.flops - relu.flops == pytest.approx(rows * gap, rel=1e-12)
+
+
 def test_the_cost_beyond_the_lm_size_is_the_hand_count(x64):
   """The tiny study with LM capped at 24 parameters (P = 25). n = 8: the dual form (8 · 25 <= 24²),
   6·N·P + 2·N²·P + N³/3 per step, 1000 steps; n = 32 and online (256 points a step, 2048 in the
@@ -49,6 +59,14 @@ def test_the_time_charges_solves_their_own_seconds_and_the_rest_at_the_matmul_ra
   assert seconds == pytest.approx(2 * ((program.flops - 12000 * 25**3 / 3) / 1e9 + 12000 * 1e-3) / 2, rel=1e-12)
 
 
+def test_an_accelerator_is_priced_by_the_roofline_of_each_program():
+  """A compute-bound program (1e15 FLOPs, 1e9 bytes) and a memory-bound one (1e9 FLOPs, 1e13
+  bytes) on 2 devices of 1e14 FLOP/s and 1e12 B/s: (10 s + 10 s) / 2."""
+  cost = lambda flops, traffic: launch_cost.ProgramCost('student', {}, (1,), 1, (8,), 1, 1, flops, 0.0, (), traffic)
+  acc = launch_cost.Accelerator('X', 1e14, 1e12, 2**30, count=2)
+  assert launch_cost.accelerator_seconds([cost(1e15, 1e9), cost(1e9, 1e13)], acc) == pytest.approx(10.0, rel=1e-12)
+
+
 def test_solves_are_timed_once_per_power_of_two_and_scaled_by_the_cube(monkeypatch):
   timed = []
   monkeypatch.setattr(launch_cost, 'solve_seconds', lambda size, dtype: timed.append(size) or 1e-9 * size**3)
@@ -60,9 +78,11 @@ def test_solves_are_timed_once_per_power_of_two_and_scaled_by_the_cube(monkeypat
 
 def test_dry_run_prints_the_plan_writes_nothing_and_sees_finished_cells(tmp_path):
   workdir = tmp_path / 'w'
-  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', *tiny_flags(**FIRST_ORDER))
+  out = cli('experiments.sweep', f'--config={QUICK}', f'--workdir={workdir}', '--dry_run', '--accelerator=H100',
+            *tiny_flags(**FIRST_ORDER))
   assert out.returncode == 0, out.stderr
   assert 'cells to train: 12 in 1 programs (0 already done)' in out.stdout, out.stdout
+  assert 'on 1 x H100 at 67 TFLOP/s and 3350 GB/s' in out.stdout and 'fits in its 80 GiB' in out.stdout
   assert 'GFLOP/s' in out.stdout and 'MiB' in out.stdout and 'estimated time' in out.stdout
   assert 'Cholesky solves (timed here' not in out.stdout   # FIRST_ORDER: no second phase, nothing to solve
   assert not workdir.exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import teacher_and_test_set
-from teacher_student import data, engine, second_order, sequential, students, teachers
+from teacher_student import data, engine, inputs, second_order, sequential, students, teachers
 from teacher_student.train_spec import TrainSpec
 
 TANH_TEACHER = teachers.TeacherSpec('mlp', depth=1, width=4, activation='tanh', gain=1.4, bias_scale=0.3, seed=1)
@@ -142,3 +142,59 @@ def test_second_phase_grid_matches_one_at_a_time_over_shuffled_columns(relu_teac
   for key in ('test_error', 'train_error'):
     np.testing.assert_allclose(grid[key], alone[key], rtol=1e-6, atol=1e-12, err_msg=key)
   assert len(np.unique(grid['test_error'][0])) == 4     # four different students per replicate
+
+
+def test_the_optimality_gap_is_the_exact_excess_loss_of_a_linear_least_squares_problem(x64):
+  """For r(θ) = Aθ − b, ½L is quadratic: gᵀH⁻¹g = L(θ) − min L exactly (up to the 1e-12 ridge);
+  at a saddle (H indefinite) the gap is infinite, so nothing is certified there."""
+  a_np = np.random.default_rng(0).normal(size=(40, 6))
+  b_n = jnp.asarray(np.random.default_rng(1).normal(size=40))
+  a_np = jnp.asarray(a_np)
+  half = lambda th: 0.5 * jnp.sum((a_np @ th - b_n) ** 2)
+  theta = jnp.asarray(np.random.default_rng(2).normal(size=6))
+  best = jnp.linalg.lstsq(a_np, b_n)[0]
+  excess = 2 * (half(theta) - half(best))
+  gap = second_order.optimality_gap(half, theta, jax.grad(half)(theta), jnp.ones(6, bool))
+  assert abs(float(gap) - float(excess)) <= 1e-9 * float(excess)
+  saddle = lambda th: th[0] ** 2 - th[1] ** 2 + 0.1 * th[0]
+  at = jnp.asarray([0.3, 0.2])
+  assert float(second_order.optimality_gap(saddle, at, jax.grad(saddle)(at), jnp.ones(2, bool))) == np.inf
+
+
+def test_the_lm_model_decrease_is_exact_for_linear_residuals_and_the_gain_ratio_sets_the_damping(x64):
+  """For linear r the Gauss–Newton model is exact: the predicted decrease of an LM step equals the
+  actual one (ρ = 1), and Nielsen's rule then shrinks λ threefold; ρ = 1/2 keeps it, a refused
+  step multiplies it by 4."""
+  rng = np.random.default_rng(3)
+  a_np, b_n, theta = (jnp.asarray(rng.normal(size=s)) for s in ((30, 5), (30,), (5,)))
+  r = a_np @ theta - b_n
+  grad, mu = a_np.T @ r, 0.7
+  delta = -jnp.linalg.solve(a_np.T @ a_np + mu * jnp.eye(5), grad)
+  actual = jnp.sum(r**2) - jnp.sum((a_np @ (theta + delta) - b_n) ** 2)
+  assert abs(float(second_order.model_decrease(grad, delta, mu)) - float(actual)) <= 1e-10 * float(actual)
+  damp = lambda new, predicted: second_order.loop.gain_ratio_damping(jnp.float64(1.0), jnp.float64(new), predicted, 1e-3)
+  assert np.isclose(float(damp(0.5, 0.5)[2]), 1e-3 / 3)      # ρ = 1
+  assert np.isclose(float(damp(0.5, 1.0)[2]), 1e-3)          # ρ = 1/2: 1 − 0³
+  assert np.isclose(float(damp(1.5, 1.0)[2]), 4e-3) and not bool(damp(1.5, 1.0)[0])
+
+
+def test_a_smooth_student_certified_by_its_optimality_gap_keeps_its_test_error_when_trained_10x_longer(monkeypatch):
+  """A tanh student of a band-limited teacher (cannot represent it) stops 'stationary' by the gap
+  certificate (‖∇L‖ above stationary_tol); the same run without that certificate and 10× the
+  steps moves its test error by less than 1% (docs/design.md §2.6)."""
+  teacher = teachers.TeacherSpec('bandlimited', cutoff=4, seed=0)
+  with jax.enable_x64(True):
+    t, x, y = teacher_and_test_set('float64', teacher, inputs.InputSpec('cube', 2), n_test=4096)
+    st = students.make_student(students.StudentSpec(width=8), t)
+    x_pool, y_pool = data.train_pool(t, 2, 1024, 0.0, jnp.float64)
+    init_key, batch_key = data.member_keys(2, 0)
+    train = dataclasses.replace(TRAIN, steps=4000)
+    first = second_order.loop.train_one(st, train, st.init(init_key, jnp.float64), x_pool, y_pool, 1024, batch_key, jnp.var(y))
+    test_error = lambda p: float(jnp.mean((st.apply(p, x) - y) ** 2) / jnp.var(y))
+    done = second_order.refine(st, train, first.params, x_pool, y_pool, 1024, jnp.var(y), batch_key)
+    assert int(done.reason) == second_order.loop.STATIONARY and float(done.grad_norm) > train.stationary_tol
+    monkeypatch.setattr(second_order, 'GAP_RTOL', 0.0)
+    longer = second_order.refine(st, dataclasses.replace(train, second_order_steps=10 * int(done.steps)), first.params,
+                                 x_pool, y_pool, 1024, jnp.var(y), batch_key)
+    assert int(longer.steps) > 2 * int(done.steps) and float(longer.loss) <= float(done.loss)
+    assert abs(test_error(longer.params) - test_error(done.params)) < 0.01 * test_error(done.params)
