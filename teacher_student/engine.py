@@ -113,7 +113,8 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
       (S, N, n_test, k) (what the ensemble estimator of U needs).
     progress: a host function the running programs call, 'first' after each chunk of
       train.check_every first-order steps (of each batch of students trained together, on each
-      device) and 'second' as each student's second phase ends. Programs with such callbacks are
+      device), 'second' as each student's second phase ends and 'second_steps' every
+      second_order.PROGRESS_STEPS of its LM steps. Programs with such callbacks are
       not kept in JAX's persistent compilation cache: for long programs only.
 
   Returns:
@@ -207,8 +208,7 @@ def compile_grid(student, train: TrainSpec, *, seeds: Sequence[int], ns: Sequenc
     return ev(params_ns, x_pool_u[pool_s], y_pool_u[pool_s], ns_n, x_test, y_test, y_var)
 
   refines = second_order.applies(train)
-  on_student = progress and (lambda: progress('second'))
-  refinement = second_order.grid_refinement(student, train, ns, on_student) if refines else None
+  refinement = second_order.grid_refinement(student, train, ns, progress) if refines else None
 
   if len(devices) > 1:
     rep, rows = sharding.REPLICATED, sharding.BY_REPLICATE

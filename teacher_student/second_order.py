@@ -168,9 +168,10 @@ def kink_rows(student, prob: Problem, theta) -> tuple[jax.Array, jax.Array]:
 
 
 def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online: bool = False,
-           first_reason=loop.RUNNING) -> Refined:
+           first_reason=loop.RUNNING, on_steps=None) -> Refined:
   """Runs the second phase from `params` on the same sample as the first (see `problem`).
-  first_reason: the first phase's stop code; a diverged student is left as it is."""
+  first_reason: the first phase's stop code; a diverged student is left as it is. on_steps: a host
+  function called every PROGRESS_STEPS steps (LM's primal form), for a progress display."""
   prob = problem(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
   residuals, theta0, unravel = prob.residuals, prob.theta0, prob.unravel
   dtype = theta0.dtype
@@ -255,6 +256,10 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     return theta, r, normal, grad, lam, t, reason, stalled, radius
 
   def step(carry):
+    if on_steps is not None:   # every PROGRESS_STEPS steps, for a progress display
+      t = carry[5]
+      jax.lax.cond(t % PROGRESS_STEPS == PROGRESS_STEPS - 1, lambda: jax.debug.callback(lambda _: on_steps(), t),
+                   lambda: None)
     return decide(jax.lax.cond(carry[4] > loop.LAMBDA_MAX, probe_step, lm_step, carry))
 
   r0 = residuals(theta0)
@@ -290,15 +295,17 @@ def train_to_floor(student, train: TrainSpec, params, x_nd, y_nk, n, batch_key, 
   return Converged(second.params, first.steps, second.reason, second.steps, second.grad_norm)
 
 
+PROGRESS_STEPS = 50   # LM steps between progress callbacks (`refine`'s on_steps)
 SMALL_ROWS = 128   # n's up to this are refined together, on the pool's first SMALL_ROWS rows
 
 
-def grid_refinement(student, train: TrainSpec, ns, on_student=None) -> Any:
+def grid_refinement(student, train: TrainSpec, ns, progress=None) -> Any:
   """The grid program's second phase, a program of its own: fn(teacher, trained, batch_kd_s,
   pool_s, x_pool_u, y_pool_u, y_var) -> Converged, every array (n, replicate, ...) in the order
   of ns (None: online). Each n's residuals span only its own rows: the n's up to SMALL_ROWS in
   one loop (n traced, rows beyond n weigh 0), each larger n and the online column in a loop of
-  its own. on_student: a host function called (`jax.debug.callback`) as each student finishes."""
+  its own. progress: a host function called (`jax.debug.callback`) with 'second' as each student
+  finishes and 'second_steps' every PROGRESS_STEPS LM steps of LM's primal form (`refine`)."""
   small = [j for j, n in enumerate(ns) if n is not None and n <= SMALL_ROWS]
   groups = ([(tuple(small), SMALL_ROWS, False)] if small else []) + [
       ((j,), n or 1, n is None) for j, n in enumerate(ns) if n is None or n > SMALL_ROWS]
@@ -317,9 +324,10 @@ def grid_refinement(student, train: TrainSpec, ns, on_student=None) -> Any:
         # One student after another, not vmapped: each stops after its own steps (most within
         # tens) instead of all waiting for the slowest of the batch.
         def one(a):
-          done = refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4])
-          if on_student is not None:
-            jax.debug.callback(lambda _: on_student(), done.steps)
+          done = refine(st, train, a[0], a[1], a[2], n, y_var, a[3], online, a[4],
+                        progress and (lambda: progress('second_steps')))
+          if progress is not None:
+            jax.debug.callback(lambda _: progress('second'), done.steps)
           return done
         return jax.lax.map(one, (params_s, x_pool[:, :rows], y_pool[:, :rows], batch_key, reason_s))
       sub = jax.tree.map(lambda a: a[idx], (trained.params, trained.reason))
