@@ -177,13 +177,13 @@ def program_cost(plan: study.Plan, group: study.Group, student, missing: list, d
   per_device = math.ceil(rows / devices)
   points = [_points(train, n) for n in ns]
   together = min(per_device, batch_budget.replicate_batch(student, train, points, jax.local_devices()[0]))
-  steps = sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * together
+  step_bytes = sum(batch_budget.step_bytes(student, train, p_n) for p_n in points)   # one student, every n
+  steps = step_bytes * together
   pool = max(n or 0 for n in ns) * (student.teacher.inputs.dim + student.teacher.spec.out_dim) * itemsize * per_device
   test = plan.variants[group.variant].config.data.n_test * (student.teacher.inputs.dim + 2) * itemsize
-  jacobian = max(_second_bytes(how, r * k, p) for how, r in zip(methods, lm_rows)) * itemsize
-  traffic = rows * (sum(batch_budget.step_bytes(student, train, p_n) for p_n in points) * train.steps
-                    + sum(_second_bytes(how, r * k, p) * itemsize for how, r in zip(methods, lm_rows))
-                    * train.second_order_steps)
+  second_bytes = [_second_bytes(how, r * k, p) * itemsize for how, r in zip(methods, lm_rows)]
+  jacobian = max(second_bytes)
+  traffic = rows * (step_bytes * train.steps + sum(second_bytes) * train.second_order_steps)
   solves = {}
   for how, r in zip(methods, lm_rows):
     if size := _solve_size(how, r * k, p):

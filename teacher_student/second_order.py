@@ -168,10 +168,11 @@ def kink_rows(student, prob: Problem, theta) -> tuple[jax.Array, jax.Array]:
 
 
 def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, online: bool = False,
-           first_reason=loop.RUNNING, on_steps=None) -> Refined:
+           first_reason=loop.RUNNING, on_steps=None, gap_rtol: float = GAP_RTOL) -> Refined:
   """Runs the second phase from `params` on the same sample as the first (see `problem`).
   first_reason: the first phase's stop code; a diverged student is left as it is. on_steps: a host
-  function called every PROGRESS_STEPS steps (LM's primal form), for a progress display."""
+  function called every PROGRESS_STEPS steps (LM's primal form), for a progress display. gap_rtol:
+  the optimality-gap certificate's threshold (0 turns it off)."""
   prob = problem(student, train, params, x_nd, y_nk, n, y_var, batch_key, online)
   residuals, theta0, unravel = prob.residuals, prob.theta0, prob.unravel
   dtype = theta0.dtype
@@ -251,7 +252,7 @@ def refine(student, train: TrainSpec, params, x_nd, y_nk, n, y_var, batch_key, o
     if smooth:
       check = (reason == loop.RUNNING) & (t > 0) & (t % GAP_EVERY == 0)
       gap = jax.lax.cond(check, lambda: optimality_gap(half_loss, theta, grad, active), lambda: jnp.asarray(jnp.inf, dtype))
-      certified = certified | (gap <= GAP_RTOL * loss)
+      certified = certified | (gap <= gap_rtol * loss)
     reason = loop.second_phase_stop(reason, loss, certified, t >= train.second_order_steps, train.floor)
     return theta, r, normal, grad, lam, t, reason, stalled, radius
 
